@@ -1,0 +1,7 @@
+"""stm: Space-Time Memory Networks for semi-supervised and interactive video object segmentation."""
+
+from stm.errors import StmError
+from stm.model import STM
+
+__all__ = ["STM", "StmError"]
+__version__ = "0.1.0"

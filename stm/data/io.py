@@ -1,0 +1,154 @@
+"""Reading and writing frames and masks, and the DAVIS folder layout, with errors that name the file.
+
+Masks are arrays of object ids (uint8, 0 = background). On disk they are palette PNGs with the DAVIS
+palette (the PASCAL VOC colour map); DAVIS 2016 style 0/255 greyscale masks read as one object.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from stm.errors import StmError
+
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def davis_palette() -> bytes:
+    """The 256-colour PASCAL VOC palette that DAVIS annotations use (id 1 = (128, 0, 0), ...)."""
+    colours = np.zeros((256, 3), dtype=np.uint8)
+    for index in range(256):
+        value = index
+        for bit in range(8):
+            for channel in range(3):
+                colours[index, channel] |= ((value >> channel) & 1) << (7 - bit)
+            value >>= 3
+    return colours.tobytes()
+
+
+DAVIS_PALETTE = davis_palette()
+
+
+def read_frame(path: str | os.PathLike) -> np.ndarray:
+    """RGB frame as uint8 [H, W, 3]; StmError naming the file when it is missing, unreadable or truncated."""
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now, so a truncated file fails here and not later
+            return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise StmError(f"{path}: unreadable image ({exc})") from None
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """Object ids as uint8 [H, W]. Palette PNGs keep their indices; greyscale 0/255 masks (DAVIS 2016)
+    become ids 0/1. Other greyscale values or colour masks are refused."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            ids = np.array(image)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise StmError(f"{path}: unreadable mask ({exc})") from None
+    if mode == "P":
+        return ids.astype(np.uint8)
+    if mode in ("L", "1"):
+        values = np.unique(ids)
+        if mode == "1" or set(values.tolist()) <= {0, 255}:
+            return (ids > 0).astype(np.uint8)
+        if values.max() < 255:  # a greyscale image of small ids
+            return ids.astype(np.uint8)
+    raise StmError(f"{path}: mask must be a palette PNG of object ids or a 0/255 greyscale PNG (mode {mode})")
+
+
+def atomic_write(path: Path, write) -> None:
+    """Calls write(temporary_path) then renames it onto `path`: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_mask(path: str | os.PathLike, ids: np.ndarray, palette: bytes = DAVIS_PALETTE) -> None:
+    """Writes object ids [H, W] as a palette PNG, atomically."""
+    image = Image.fromarray(np.asarray(ids, dtype=np.uint8), mode="P")
+    image.putpalette(palette)
+    atomic_write(Path(path), lambda tmp: image.save(tmp, format="PNG"))
+
+
+def write_frame(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> None:
+    """Writes an RGB uint8 frame (JPEG or PNG by suffix), atomically."""
+    image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
+    fmt = "JPEG" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "PNG"
+    atomic_write(Path(path), lambda tmp: image.save(tmp, format=fmt, quality=quality))
+
+
+@dataclass
+class VideoSequence:
+    """One video on disk: its frames in order and the masks that exist for some of them."""
+
+    name: str
+    frames: list[Path]
+    masks: dict[int, Path] = field(default_factory=dict)  # frame index -> mask file
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def _sorted_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith("."))
+
+
+def davis_sequence(root: str | os.PathLike, name: str, resolution: str = "480p") -> VideoSequence:
+    """A sequence of a DAVIS-layout folder: JPEGImages/<res>/<name>/*.jpg, Annotations/<res>/<name>/*.png."""
+    root = Path(root)
+    frame_dir = root / "JPEGImages" / resolution / name
+    if not frame_dir.is_dir():
+        raise StmError(f"{frame_dir}: no such sequence folder")
+    frames = _sorted_files(frame_dir, FRAME_SUFFIXES)
+    if not frames:
+        raise StmError(f"{frame_dir}: no frames (.jpg/.png) in the sequence folder")
+    mask_dir = root / "Annotations" / resolution / name
+    stems = {frame.stem: index for index, frame in enumerate(frames)}
+    masks = {}
+    if mask_dir.is_dir():
+        masks = {stems[p.stem]: p for p in _sorted_files(mask_dir, (".png",)) if p.stem in stems}
+    return VideoSequence(name, frames, masks)
+
+
+def davis_sequence_names(
+    root: str | os.PathLike,
+    year: int | str = 2017,
+    split: str = "val",
+    names: list[str] | None = None,
+    resolution: str = "480p",
+) -> list[str]:
+    """The sequences to use: `names` if given, else ImageSets/<year>/<split>.txt if present, else
+    every folder under JPEGImages/<res>."""
+    root = Path(root)
+    frames_root = root / "JPEGImages" / resolution
+    if not frames_root.is_dir():
+        raise StmError(f"{root}: not a DAVIS-layout folder (no JPEGImages/{resolution})")
+    if names:
+        chosen = list(names)
+    else:
+        listing = root / "ImageSets" / str(year) / f"{split}.txt"
+        if listing.is_file():
+            chosen = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+        else:
+            chosen = sorted(p.name for p in frames_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not chosen:
+        raise StmError(f"{frames_root}: no sequences found")
+    absent = [name for name in chosen if not (frames_root / name).is_dir()]
+    if absent:
+        raise StmError(f"{frames_root / absent[0]}: sequence listed but its folder does not exist")
+    return chosen

@@ -1,0 +1,62 @@
+"""ResNet trunk (conv1 .. layer3, stride 16) from torchvision, with optional extra input stems.
+
+The memory encoder sees more than RGB: the object's mask and other maps. Like the official STM,
+each extra map goes through a bias-free 7x7/stride-2 convolution whose output is summed with
+conv1's output before bn1. One convolution over the stacked extra maps computes exactly that sum.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+# Channels of layer1, layer2, layer3 for each supported trunk.
+TRUNK_CHANNELS: dict[str, tuple[int, int, int]] = {
+    "resnet18": (64, 128, 256),
+    "resnet34": (64, 128, 256),
+    "resnet50": (256, 512, 1024),
+}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ResNetTrunk(nn.Module):
+    """conv1..layer3 of a torchvision ResNet; returns features at strides 16, 8 and 4."""
+
+    def __init__(self, name: str = "resnet50", extra_channels: int = 0):
+        super().__init__()
+        if name not in TRUNK_CHANNELS:
+            raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(TRUNK_CHANNELS)}")
+        resnet = getattr(torchvision.models, name)(weights=None)
+        self.conv1 = resnet.conv1
+        self.bn1 = resnet.bn1
+        self.relu = resnet.relu
+        self.maxpool = resnet.maxpool
+        self.layer1 = resnet.layer1  # 1/4
+        self.layer2 = resnet.layer2  # 1/8
+        self.layer3 = resnet.layer3  # 1/16
+        self.extra_stem = (
+            nn.Conv2d(extra_channels, 64, kernel_size=7, stride=2, padding=3, bias=False) if extra_channels else None
+        )
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, image: Tensor, extra: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """image: [B, 3, H, W] RGB in [0, 1]. extra: [B * N, E, H, W] maps for N copies of each image.
+
+        conv1 runs once per image; its output is repeated for the N extra-map sets, so N objects
+        sharing one frame cost one RGB stem, not N.
+        """
+        x = self.conv1((image - self.mean) / self.std)
+        if self.extra_stem is not None:
+            if extra is None:
+                raise ValueError("this trunk has an extra stem: pass the extra input maps")
+            stems = self.extra_stem(extra).unflatten(0, (image.shape[0], -1))
+            x = (stems + x.unsqueeze(1)).flatten(0, 1)
+        x = self.maxpool(self.relu(self.bn1(x)))
+        r2 = self.layer1(x)
+        r3 = self.layer2(r2)
+        r4 = self.layer3(r3)
+        return r4, r3, r2

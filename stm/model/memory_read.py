@@ -1,0 +1,34 @@
+"""The space-time memory read: every query pixel attends over every memory pixel.
+
+Memory is kept as tokens: keys [B, N, L, Ck] and values [B, N, L, Cv] for N objects and
+L = T * h * w memory pixels. The query key [B, hw, Ck] is shared by all objects.
+
+Two kernels compute the same thing:
+- "bmm": the explicit affinity matrix, softmax over memory pixels, weighted sum (the paper's form,
+  with the official code's 1/sqrt(Ck) scale);
+- "sdpa": torch's scaled_dot_product_attention, which on CUDA uses the fused flash /
+  memory-efficient kernels and never materialises the [hw, L] affinity.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+READ_KERNELS = ("sdpa", "bmm")
+
+
+def memory_read(query_key: Tensor, memory_key: Tensor, memory_value: Tensor, kernel: str = "sdpa") -> Tensor:
+    """Returns the read-out [B, N, hw, Cv]: per object, the memory values weighted by affinity."""
+    objects = memory_key.shape[1]
+    query = query_key.unsqueeze(1).expand(-1, objects, -1, -1)
+    scale = 1.0 / math.sqrt(query_key.shape[-1])
+    if kernel == "sdpa":
+        return F.scaled_dot_product_attention(query, memory_key, memory_value, scale=scale)
+    if kernel == "bmm":
+        affinity = torch.matmul(query, memory_key.transpose(-1, -2)) * scale  # [B, N, hw, L]
+        return torch.matmul(affinity.softmax(dim=-1), memory_value)
+    raise ValueError(f"unknown read kernel {kernel!r}; choose one of {READ_KERNELS}")

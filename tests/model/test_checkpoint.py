@@ -1,0 +1,195 @@
+import os
+
+import pytest
+import torch
+import torchvision
+
+from stm.errors import StmError
+from stm.model import STM
+from stm.model.checkpoint import (
+    convert_official_state_dict,
+    load_imagenet_weights,
+    load_model,
+    load_weights,
+    read_checkpoint,
+    save_checkpoint,
+)
+
+OFFICIAL_KEY_COUNT = 558  # len(state_dict()) of the official model.STM wrapped in DataParallel
+
+
+def _conv(out_channels, in_channels, size=3, bias=True):
+    weight = torch.randn(out_channels, in_channels, size, size) * 0.01
+    return {"weight": weight, "bias": torch.randn(out_channels) * 0.01} if bias else {"weight": weight}
+
+
+def official_layout_state_dict() -> dict[str, torch.Tensor]:
+    """A state dict with the official model.py's names (DataParallel: "module." prefix), built from
+    torchvision's ResNet-50 names and the official decoder / key-value module names."""
+    state = {}
+
+    def put(prefix, tensors):
+        state.update({f"module.{prefix}.{name}": value for name, value in tensors.items()})
+
+    resnet = torchvision.models.resnet50(weights=None).state_dict()
+    stages = {"conv1": "conv1", "bn1": "bn1", "layer1": "res2", "layer2": "res3", "layer3": "res4"}
+    for encoder in ("Encoder_M", "Encoder_Q"):
+        for key, value in resnet.items():
+            head, _, rest = key.partition(".")
+            if head in stages:
+                state[f"module.{encoder}.{stages[head]}.{rest}"] = (
+                    value.clone().uniform_(0.5, 1.5) if value.is_floating_point() else value.clone()
+                )
+        state[f"module.{encoder}.mean"] = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        state[f"module.{encoder}.std"] = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    put("Encoder_M.conv1_m", _conv(64, 1, 7, bias=False))
+    put("Encoder_M.conv1_o", _conv(64, 1, 7, bias=False))
+    for kv in ("KV_M_r4", "KV_Q_r4"):
+        put(f"{kv}.Key", _conv(128, 1024))
+        put(f"{kv}.Value", _conv(512, 1024))
+    put("Decoder.convFM", _conv(256, 1024))
+    for block in ("Decoder.ResMM", "Decoder.RF3.ResFS", "Decoder.RF3.ResMM", "Decoder.RF2.ResFS", "Decoder.RF2.ResMM"):
+        put(f"{block}.conv1", _conv(256, 256))
+        put(f"{block}.conv2", _conv(256, 256))
+    put("Decoder.RF3.convFS", _conv(256, 512))
+    put("Decoder.RF2.convFS", _conv(256, 256))
+    put("Decoder.pred2", _conv(2, 256))
+    return state
+
+
+@pytest.fixture(scope="module")
+def official_file(tmp_path_factory):
+    torch.manual_seed(0)
+    state = official_layout_state_dict()
+    assert len(state) == OFFICIAL_KEY_COUNT
+    path = tmp_path_factory.mktemp("official") / "STM_weights.pth"
+    torch.save(state, path)
+    return path, state
+
+
+def test_official_checkpoint_loads_with_every_key_mapped(official_file):
+    path, official = official_file
+    model = STM()
+    load_weights(model, path)
+    ours = model.state_dict()
+    # Every tensor of ours came from the file: compare a few by meaning, not by the converter's table.
+    assert torch.equal(ours["decoder.refine_8.skip_conv.weight"], official["module.Decoder.RF3.convFS.weight"])
+    assert torch.equal(ours["decoder.refine_4.merge_res.conv2.bias"], official["module.Decoder.RF2.ResMM.conv2.bias"])
+    assert torch.equal(ours["memory_kv.value.weight"], official["module.KV_M_r4.Value.weight"])
+    assert torch.equal(
+        ours["query_encoder.layer3.5.bn3.running_var"], official["module.Encoder_Q.res4.5.bn3.running_var"]
+    )
+    assert torch.equal(
+        ours["memory_encoder.trunk.layer1.0.conv1.weight"], official["module.Encoder_M.res2.0.conv1.weight"]
+    )
+    stem = ours["memory_encoder.trunk.extra_stem.weight"]
+    assert torch.equal(stem[:, :1], official["module.Encoder_M.conv1_m.weight"])  # the object's mask
+    assert torch.equal(stem[:, 1:], official["module.Encoder_M.conv1_o.weight"])  # the other objects
+    converted = convert_official_state_dict(official)
+    assert set(converted) == {k for k in ours}  # nothing left over, nothing missing
+
+
+def test_official_checkpoint_without_dataparallel_prefix_loads(official_file, tmp_path):
+    _, official = official_file
+    path = tmp_path / "plain.pth"
+    torch.save({k.removeprefix("module."): v for k, v in official.items()}, path)
+    model, _ = load_model(path)
+    assert model.mode == "semi" and model.backbone == "resnet50"
+
+
+def test_unknown_or_missing_official_keys_are_named(official_file, tmp_path):
+    _, official = official_file
+    extra = dict(official, **{"module.Decoder.pred3.weight": torch.zeros(1)})
+    with pytest.raises(StmError, match="Decoder.pred3.weight"):
+        convert_official_state_dict(extra)
+    missing = {k: v for k, v in official.items() if k != "module.KV_Q_r4.Key.bias"}
+    path = tmp_path / "missing.pth"
+    torch.save(missing, path)
+    with pytest.raises(StmError, match=r"missing\.pth: missing key query_kv\.key\.bias"):
+        load_weights(STM(), path)
+
+
+def test_our_checkpoint_round_trips_with_optimizer_step_and_config(tmp_path):
+    torch.manual_seed(0)
+    model = STM(backbone="resnet18")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.decoder.predict.weight.grad = torch.ones_like(model.decoder.predict.weight)
+    optimizer.step()
+    path = tmp_path / "run" / "latest.pth"
+    save_checkpoint(path, model, step=42, config={"model": {"backbone": "resnet18"}}, optimizer=optimizer)
+    assert sorted(os.listdir(path.parent)) == ["latest.pth"]  # no temporary file left behind
+
+    restored, checkpoint = load_model(path)
+    assert checkpoint["step"] == 42 and checkpoint["config"]["model"]["backbone"] == "resnet18"
+    assert restored.backbone == "resnet18"
+    for key, value in model.state_dict().items():
+        assert torch.equal(restored.state_dict()[key], value), key
+    optimizer2 = torch.optim.Adam(restored.parameters(), lr=1e-3)
+    optimizer2.load_state_dict(checkpoint["optimizer"])
+    assert [state["step"].item() for state in optimizer2.state_dict()["state"].values()] == [1]
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    model = STM(backbone="resnet18")
+    path = tmp_path / "latest.pth"
+    save_checkpoint(path, model, step=1)
+
+    def broken_save(obj, stream):
+        stream.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, model, step=2)
+    monkeypatch.undo()
+    assert read_checkpoint(path)["step"] == 1
+    assert sorted(os.listdir(tmp_path)) == ["latest.pth"]
+
+
+def test_files_that_are_not_checkpoints_get_one_clear_error(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not weights")
+    with pytest.raises(StmError, match=r"notes\.txt: not a readable checkpoint"):
+        load_weights(STM(backbone="resnet18"), text)
+    with pytest.raises(StmError, match="no such checkpoint"):
+        read_checkpoint(tmp_path / "absent.pth")
+    listing = tmp_path / "list.pth"
+    torch.save([1, 2, 3], listing)
+    with pytest.raises(StmError, match="not a checkpoint"):
+        read_checkpoint(listing)
+
+
+def test_weights_of_the_other_mode_or_backbone_are_refused(tmp_path):
+    path = tmp_path / "interactive.pth"
+    save_checkpoint(path, STM("interactive", backbone="resnet18"))
+    with pytest.raises(StmError, match="interactive model, but the model is semi"):
+        load_weights(STM("semi", backbone="resnet18"), path)
+    with pytest.raises(StmError, match="interactive model, but a semi model is needed"):
+        load_model(path, mode="semi")
+    bare = tmp_path / "bare.pth"
+    torch.save(STM(backbone="resnet18").state_dict(), bare)
+    with pytest.raises(StmError, match=r"bare\.pth: missing key query_encoder\.layer1\.2\."):
+        load_weights(STM(backbone="resnet34"), bare)
+    with pytest.raises(StmError, match=r"bare\.pth: .* has shape .*another backbone"):
+        load_weights(STM(backbone="resnet50"), bare)
+
+
+def test_imagenet_weights_load_into_both_trunks_from_a_local_file(tmp_path):
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18-imagenet.pth"
+    torch.save(resnet.state_dict(), path)  # torchvision's file layout, fc and layer4 included
+    model = STM(backbone="resnet18")
+    load_imagenet_weights(model, path)
+    for trunk in (model.query_encoder, model.memory_encoder.trunk):
+        assert torch.equal(trunk.layer3[1].conv2.weight, resnet.layer3[1].conv2.weight)
+        assert torch.equal(trunk.bn1.running_mean, resnet.bn1.running_mean)
+    with pytest.raises(StmError, match="not ImageNet weights for resnet50"):
+        load_imagenet_weights(STM(), path)
+
+
+def test_no_imagenet_weights_means_one_warning_and_random_init(caplog):
+    model = STM(backbone="resnet18")
+    load_imagenet_weights(model, None)
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "random init" in warnings[0].getMessage()

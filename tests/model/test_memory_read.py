@@ -1,0 +1,56 @@
+import math
+
+import pytest
+import torch
+
+from stm.model.memory_read import memory_read
+
+
+def reference_read(query_key, memory_key, memory_value):
+    """The paper's read for one object, written out pixel-set by pixel-set with explicit loops over objects."""
+    outputs = []
+    for obj in range(memory_key.shape[1]):
+        affinity = memory_key[:, obj] @ query_key.transpose(1, 2) / math.sqrt(query_key.shape[-1])  # [B, L, hw]
+        weights = torch.softmax(affinity, dim=1)  # over memory pixels
+        outputs.append((memory_value[:, obj].transpose(1, 2) @ weights).transpose(1, 2))  # [B, hw, Cv]
+    return torch.stack(outputs, dim=1)
+
+
+@pytest.mark.parametrize("objects,memory_frames", [(1, 1), (3, 4)])
+def test_both_kernels_agree_with_the_paper_formula(objects, memory_frames):
+    torch.manual_seed(0)
+    hw = 7 * 9
+    query_key = torch.randn(2, hw, 128)
+    memory_key = torch.randn(2, objects, memory_frames * hw, 128)
+    memory_value = torch.randn(2, objects, memory_frames * hw, 512)
+    expected = reference_read(query_key, memory_key, memory_value)
+    for kernel in ("sdpa", "bmm"):
+        got = memory_read(query_key, memory_key, memory_value, kernel)
+        assert got.shape == (2, objects, hw, 512)
+        assert torch.allclose(got, expected, atol=1e-5), kernel
+
+
+def test_kernels_agree_with_each_other_to_1e_5():
+    torch.manual_seed(1)
+    query_key = torch.randn(1, 120, 128) * 2
+    memory_key = torch.randn(1, 2, 600, 128) * 2
+    memory_value = torch.randn(1, 2, 600, 512)
+    sdpa = memory_read(query_key, memory_key, memory_value, "sdpa")
+    bmm = memory_read(query_key, memory_key, memory_value, "bmm")
+    assert (sdpa - bmm).abs().max() < 1e-5
+
+
+def test_a_memory_pixel_identical_to_the_query_dominates():
+    # With a key far more similar than any other, the read returns that pixel's value.
+    query_key = torch.zeros(1, 1, 128)
+    query_key[0, 0, 0] = 10.0
+    memory_key = torch.zeros(1, 1, 5, 128)
+    memory_key[0, 0, 3, 0] = 10.0
+    memory_value = torch.arange(5.0).view(1, 1, 5, 1).expand(1, 1, 5, 512)
+    out = memory_read(query_key, memory_key, memory_value, "bmm")
+    assert torch.allclose(out, torch.full_like(out, 3.0), atol=1e-3)
+
+
+def test_unknown_kernel_is_refused():
+    with pytest.raises(ValueError, match="kernel"):
+        memory_read(torch.zeros(1, 1, 128), torch.zeros(1, 1, 1, 128), torch.zeros(1, 1, 1, 512), "magic")
