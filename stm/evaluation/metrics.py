@@ -159,7 +159,9 @@ def write_results(output: str | os.PathLike, split: str, results: list[ObjectRes
     summary = summarise(results)
     global_text = _csv_text(GLOBAL_COLUMNS, [tuple(summary[c] for c in GLOBAL_COLUMNS)])
     rows = [(r.name, statistics(r.j)[0], statistics(r.f)[0]) for r in results]
-    for name, text in ((f"global_results-{split}.csv", global_text),
-                       (f"per-sequence_results-{split}.csv", _csv_text(SEQUENCE_COLUMNS, rows))):
+    for name, text in (
+        (f"global_results-{split}.csv", global_text),
+        (f"per-sequence_results-{split}.csv", _csv_text(SEQUENCE_COLUMNS, rows)),
+    ):
         atomic_write(output / name, lambda tmp, text=text: Path(tmp).write_text(text))
     return summary
