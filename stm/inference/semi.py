@@ -46,7 +46,8 @@ def frame_tensor(frame: np.ndarray | Tensor, device: torch.device, channels_last
     if isinstance(frame, np.ndarray):
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 RGB frame, got shape {frame.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(frame)).to(device).permute(2, 0, 1)[None]
+        frame = np.ascontiguousarray(frame) if frame.flags.writeable else np.array(frame)  # torch wants writable
+        x = torch.from_numpy(frame).to(device).permute(2, 0, 1)[None]
         x = x.float().div_(255) if frame.dtype == np.uint8 else x.float()
     else:
         x = frame.to(device=device, dtype=torch.float32)
