@@ -230,6 +230,11 @@ def evaluate(opts: EvalOptions) -> dict:
     rank, world, device = _distributed(opts)
     jobs = davis_jobs(opts) if opts.dataset == "davis" else youtube_jobs(opts)
     model = build_model(opts, device)
+    if opts.amp and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        log.warning(
+            "this CPU has no native bfloat16 matrix instructions (%s): --amp will be slower than fp32",
+            torch.backends.cpu.get_cpu_capability(),
+        )
     mine = jobs[rank::world]
     frames, seconds, skipped = 0, 0.0, 0
     for job in mine:

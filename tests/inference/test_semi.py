@@ -119,8 +119,8 @@ def test_propagate_yields_one_id_map_per_frame(model):
 
 def test_amp_runs_in_bfloat16_on_the_cpu(model):
     session = SemiSupervisedSession(model, mem_every=2, amp=True)
-    for t, frame in enumerate(_video(3)):
-        result = session.step(frame, _labels() if t == 0 else None)
+    for t, frame in enumerate(_video(2, 32, 48)):  # small: this CPU may have no native bf16
+        result = session.step(frame, _labels(32, 48, ids=(3,)) if t == 0 else None)
     assert session.bank._key.dtype == torch.bfloat16
     assert result.probs.dtype == torch.float32
-    torch.testing.assert_close(result.probs.sum(0), torch.ones(64, 96))
+    torch.testing.assert_close(result.probs.sum(0), torch.ones(32, 48))
