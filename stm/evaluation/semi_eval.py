@@ -14,7 +14,7 @@ import logging
 import os
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +109,7 @@ def youtube_jobs(opts: EvalOptions) -> list[Job]:
     return jobs
 
 
-def _job(opts: EvalOptions, name: str, frames: list[Path], given: dict, folder: Path, indices) -> Job:
+def _job(opts: EvalOptions, name: str, frames: list[Path], given: dict, folder: Path, indices: Iterable[int]) -> Job:
     job = Job(name, frames, given, {i: folder / f"{frames[i].stem}.png" for i in indices})
     if opts.save_scores:
         job.scores = {i: opts.output / "scores" / name / f"{frames[i].stem}.npz" for i in indices}
