@@ -182,9 +182,9 @@ class TrainConfig:
     warmup_steps: int = 0  # linear warm-up from 0
     loss: LossConfig = field(default_factory=LossConfig)
     grad_clip: float = 0.0  # max gradient norm (0: off)
-    amp: str = "auto"  # auto (fp16 on CUDA, off on CPU) | off | bf16 | fp16 (CUDA only)
+    amp: str = "auto"  # auto (bf16 or fp16 on CUDA, fp32 on the CPU) | fp32 | bf16 | fp16 (CUDA only)
     device: str = "auto"  # auto | cpu | cuda
-    freeze_bn: str = "auto"  # auto: frozen when starting from pretrained weights | yes | no
+    freeze_bn: bool | None = None  # None: frozen when starting from pretrained weights, trainable from random init
     threads: int = 0  # torch CPU threads per process (0: torch's default)
     seed: int = 0
     max_nan_steps: int = 5  # abort after this many consecutive non-finite losses
@@ -193,9 +193,8 @@ class TrainConfig:
 
     def check(self, key: str) -> None:
         choose("train.lr_schedule", self.lr_schedule, ("constant", "step", "poly", "cosine"))
-        choose("train.amp", self.amp, ("auto", "off", "bf16", "fp16"))
+        choose("train.amp", self.amp, ("auto", "fp32", "bf16", "fp16"))
         choose("train.device", self.device, ("auto", "cpu", "cuda"))
-        choose("train.freeze_bn", self.freeze_bn, ("auto", "yes", "no"))
         for key in ("steps", "batch_size"):
             if getattr(self, key) < 1:
                 raise StmError(f"train.{key}: {getattr(self, key)} must be >= 1")

@@ -63,7 +63,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if amp == "fp16" and device.type != "cuda":
         raise StmError("train.amp: fp16 needs CUDA; use bf16 on the CPU")
-    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
 def clip_step(name: str, model: STM, loss: SegmentationLoss) -> nn.Module:
@@ -143,7 +143,7 @@ class Trainer:
 
         self.model = STM(config.model.mode, config.model.backbone, config.model.read_kernel)
         self.pretrained = bool(config.model.imagenet_weights or config.model.init_weights)
-        self.freeze_bn = train.freeze_bn == "yes" or (train.freeze_bn == "auto" and self.pretrained)
+        self.freeze_bn = self.pretrained if train.freeze_bn is None else train.freeze_bn
         self.step_module = clip_step(train.step, self.model, SegmentationLoss(train.loss))
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
