@@ -132,23 +132,45 @@ def davis_sequence_names(
     names: list[str] | None = None,
     resolution: str = "480p",
 ) -> list[str]:
-    """The sequences to use: `names` if given, else ImageSets/<year>/<split>.txt if present, else
-    every folder under JPEGImages/<res>."""
+    """The sequences to use: `names` if given, else ImageSets/<year>/<split>.txt if present (DAVIS 2017:
+    one name a line), else ImageSets/<res>/<split>.txt (the DAVIS 2016 release: frame paths a line),
+    else every folder under JPEGImages/<res>."""
     root = Path(root)
     frames_root = root / "JPEGImages" / resolution
     if not frames_root.is_dir():
         raise StmError(f"{root}: not a DAVIS-layout folder (no JPEGImages/{resolution})")
+    by_year = root / "ImageSets" / str(year) / f"{split}.txt"
+    by_resolution = root / "ImageSets" / resolution / f"{split}.txt"
     if names:
         chosen = list(names)
+    elif by_year.is_file():
+        chosen = [line.strip() for line in by_year.read_text().splitlines() if line.strip()]
+    elif by_resolution.is_file():
+        chosen = list(
+            dict.fromkeys(
+                _davis2016_name(line, by_resolution) for line in by_resolution.read_text().splitlines() if line.strip()
+            )
+        )
     else:
-        listing = root / "ImageSets" / str(year) / f"{split}.txt"
-        if listing.is_file():
-            chosen = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
-        else:
-            chosen = sorted(p.name for p in frames_root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        chosen = sorted(p.name for p in frames_root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not chosen:
         raise StmError(f"{frames_root}: no sequences found")
     absent = [name for name in chosen if not (frames_root / name).is_dir()]
     if absent:
         raise StmError(f"{frames_root / absent[0]}: sequence listed but its folder does not exist")
     return chosen
+
+
+def _davis2016_name(line: str, listing: Path) -> str:
+    """The sequence of a DAVIS 2016 listing line "/JPEGImages/480p/<seq>/00000.jpg /Annotations/...png"."""
+    parts = Path(line.split()[0]).parts
+    if len(parts) < 3:
+        raise StmError(f"{listing}: cannot read a sequence name from the line {line.strip()!r}")
+    return parts[-2]
+
+
+def check_mask_size(mask_path: Path, mask: np.ndarray, frame_path: Path, frame: np.ndarray) -> None:
+    """StmError naming the mask when its size differs from its frame's."""
+    if mask.shape[:2] != frame.shape[:2]:
+        (mh, mw), (fh, fw) = mask.shape[:2], frame.shape[:2]
+        raise StmError(f"{mask_path}: mask is {mw}x{mh} but its frame {Path(frame_path).name} is {fw}x{fh}")
