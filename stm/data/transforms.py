@@ -34,7 +34,11 @@ def flip_matrix(width: int) -> np.ndarray:
 
 
 def affine_about_centre(
-    size: tuple[int, int], rotation: float = 0.0, shear: float = 0.0, scale: float = 1.0, shift: tuple[float, float] = (0, 0)
+    size: tuple[int, int],
+    rotation: float = 0.0,
+    shear: float = 0.0,
+    scale: float = 1.0,
+    shift: tuple[float, float] = (0, 0),
 ) -> np.ndarray:
     """Rotation and shear (degrees) and scale about the image centre, then a shift (dx, dy) in pixels."""
     height, width = size
@@ -60,7 +64,9 @@ def random_affine(rng: np.random.Generator, size: tuple[int, int], augment: Augm
     )
 
 
-def warp(image: np.ndarray, labels: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def warp(
+    image: np.ndarray, labels: np.ndarray, matrix: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Applies the 3x3 source -> output matrix to an image [H, W, 3] and its ids [H, W]."""
     height, width = size
     affine = matrix[:2].astype(np.float64)

@@ -38,6 +38,11 @@ class RunFolder:
     def logs(self) -> Path:
         return self.root / "tensorboard"
 
+    def remove_partial_files(self) -> None:
+        """Temporary files a killed process left behind (the checkpoints themselves are whole)."""
+        for partial in self.root.glob(".*.tmp"):
+            partial.unlink(missing_ok=True)
+
     def has_checkpoint(self) -> bool:
         return self.latest.is_file()
 

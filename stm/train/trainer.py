@@ -285,6 +285,7 @@ class Trainer:
         self.setup()
         if self.dist.is_main:
             self.folder.root.mkdir(parents=True, exist_ok=True)
+            self.folder.remove_partial_files()
             self.folder.write_config(to_dict(config))
             self.writer = SummaryWriter(str(self.folder.logs))
         loader = build_loader(config, self.dist.rank, self.step)

@@ -16,7 +16,9 @@ def test_the_clip_keeps_masks_aligned_with_frames_under_every_transform():
     image = np.zeros((60, 80, 3), dtype=np.uint8)
     image[..., 2] = 255
     image[labels > 0] = (255, 0, 0)
-    augment = AugmentConfig(crop_scale=[0.6, 1.0], rotation=20, shear=10, scale=[0.9, 1.1], translate=0.1, tps=1.0, colour=0)
+    augment = AugmentConfig(
+        crop_scale=[0.6, 1.0], rotation=20, shear=10, scale=[0.9, 1.1], translate=0.1, tps=1.0, colour=0
+    )
     clip = synthesise_clip(np.random.default_rng(0), image, labels, (48, 64), 3, 2, augment)
     assert clip.frames.shape == (3, 3, 48, 64) and clip.labels.shape == (3, 48, 64) and clip.objects == 2
     for frame, ids in zip(clip.frames, clip.labels, strict=True):
