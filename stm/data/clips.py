@@ -4,8 +4,10 @@ Every random choice of a clip comes from a seed carried by its request, and the 
 are drawn from (seed, rank, s) alone. A run resumed at step s therefore sees exactly the batches it
 would have seen, whatever the number of data workers, and the skip curriculum is a function of s.
 
-A sample that cannot be read (a corrupt image) comes back as a BadSample: the batch is formed from
-the others and names the bad file, and the trainer warns, counts and aborts when there are too many.
+A sample that cannot be read (a corrupt image) is replaced by another item of the same source (drawn
+from the request's seed, so still reproducible); the batch carries the skipped files' names and the
+trainer warns, counts and aborts when there are too many. After REPLACEMENTS failed tries in a row
+the request comes back as a BadSample and the batch is formed from the others.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from stm.errors import StmError
 
 log = logging.getLogger("stm")
 
+REPLACEMENTS = 5  # tries per request before it comes back as a BadSample
+
 
 @dataclass
 class Clip:
@@ -32,6 +36,7 @@ class Clip:
     labels: Tensor  # uint8 [T, H, W]
     objects: int
     name: str = ""
+    skipped: list[str] = field(default_factory=list)  # unreadable samples tried (and replaced) before this one
 
 
 @dataclass
@@ -72,10 +77,18 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, request: ClipRequest) -> Clip | BadSample:
         source = self.sources[request.source]
-        try:
-            return source.clip(request.index, np.random.default_rng(request.seed), request.max_skip)
-        except StmError as exc:
-            return BadSample(f"{source.name}: {exc}")
+        rng = np.random.default_rng(request.seed)
+        index, skipped = request.index, []
+        for _attempt in range(REPLACEMENTS):
+            try:
+                clip = source.clip(index, rng, request.max_skip)
+            except StmError as exc:
+                skipped.append(f"{source.name}: {exc}")
+                index = int(rng.integers(len(source)))
+                continue
+            clip.skipped = skipped
+            return clip
+        return BadSample("; ".join(skipped))
 
 
 class ClipSampler:
@@ -149,7 +162,8 @@ class ClipBatch:
 def collate_clips(samples: list[Clip | BadSample]) -> ClipBatch:
     """Stacks the good clips; object slots are padded to the largest count (at least 1)."""
     clips = [s for s in samples if isinstance(s, Clip)]
-    bad = [s.reason for s in samples if isinstance(s, BadSample)]
+    bad = [reason for clip in clips for reason in clip.skipped]
+    bad += [s.reason for s in samples if isinstance(s, BadSample)]
     if not clips:
         empty = torch.zeros(0)
         return ClipBatch(empty, empty.long(), torch.zeros(0, 1, dtype=torch.bool), bad)
@@ -175,7 +189,3 @@ def renumber(labels: np.ndarray, chosen: list[int]) -> np.ndarray:
         lookup[old] = new
     return lookup[labels]
 
-
-def log_bad_samples(reasons: list[str]) -> None:
-    for reason in reasons:
-        log.warning("skipped an unreadable sample: %s", reason)

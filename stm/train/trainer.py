@@ -295,13 +295,12 @@ class Trainer:
         nan_streak, window_loss, window_count, window_start = 0, 0.0, 0, started
         bar = tqdm(total=config.train.steps, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True)
         previous_seconds, validation_seconds = self.train_seconds, 0.0
+        interrupted = False
         with StopSignal() as signals:
             for batch in loader:
                 self.report_bad(batch.bad)
-                if len(batch) == 0:  # every sample of this batch was unreadable
-                    self.step += 1
-                    self.scheduler.step()
-                    continue
+                if len(batch) == 0:
+                    raise StmError(f"train: no readable sample in the batch of step {self.step + 1}: {batch.bad[0]}")
                 loss, probs, applied = self.train_step(batch)
                 self.step += 1
                 now = time.monotonic()
@@ -325,12 +324,13 @@ class Trainer:
                     window_loss, window_count, window_start = 0.0, 0, now
                 if self.dist.is_main and applied and run.image_every_steps and self.step % run.image_every_steps == 0:
                     self.writer.add_image("train/clip", overlay_grid(batch, probs.cpu()), self.step)
-                stop, save_due, val_due = self.agree(
-                    signals.received is not None or (deadline is not None and now >= deadline),
+                interrupted, out_of_time, save_due, val_due = self.agree(
+                    signals.received is not None,
+                    deadline is not None and now >= deadline,
                     run.save_every_minutes > 0 and now - last_save >= 60 * run.save_every_minutes,
                     config.val.every_minutes > 0 and now - last_val >= 60 * config.val.every_minutes,
                 )
-                if stop:
+                if interrupted or out_of_time:
                     break
                 if save_due or (run.save_every_steps and self.step % run.save_every_steps == 0):
                     self.save()
@@ -342,9 +342,10 @@ class Trainer:
                     validation_seconds += last_val - paused
         bar.close()
         self.save()
-        if signals.received is not None and self.dist.is_main:
-            print(f"stopped by signal {signals.received} at step {self.step}; saved {self.folder.latest}", flush=True)
-        if validate and config.val.final and (not self.curve or self.curve[-1]["step"] != self.step):
+        if interrupted:  # preempted or stopped by hand: leave quickly, the next run resumes
+            if self.dist.is_main:
+                print(f"stopped by a signal at step {self.step}; saved {self.folder.latest}", flush=True)
+        elif validate and config.val.final and (not self.curve or self.curve[-1]["step"] != self.step):
             self.run_validation(validate)
             self.save()  # the curve's last point goes into the checkpoint too
         if self.writer is not None:
