@@ -17,6 +17,7 @@ import logging
 import random
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -269,7 +270,9 @@ class Trainer:
         if finite:
             self.scaler.step(self.optimizer)
             self.scaler.update()
-        self.scheduler.step()
+        with warnings.catch_warnings():  # a skipped step still counts: the schedule follows the step number
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+            self.scheduler.step()
         return loss, output.probs, finite
 
     def agree(self, *flags: bool) -> list[bool]:
