@@ -1,0 +1,93 @@
+import pytest
+import torch
+
+from stm.config import load_config
+from stm.errors import StmError
+from stm.model.checkpoint import read_checkpoint, save_checkpoint
+from stm.model.stm import STM
+from stm.train.steps import CLIP_STEPS, SemiClipStep, StepOutput
+from stm.train.trainer import Trainer
+from tests.train.conftest import tiny_config
+
+
+def state_of(trainer: Trainer):
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_a_resumed_run_ends_in_the_same_state_as_an_uninterrupted_one(tiny_videos, tmp_path, capsys):
+    def trainer(folder: str, steps: int) -> Trainer:
+        config = tiny_config(tiny_videos, tmp_path / folder, steps=steps, extra=["run.save_every_steps=0"])
+        return Trainer(config, tmp_path / folder)
+
+    whole = trainer("whole", 3)
+    whole.fit()
+    trainer("parts", 2).fit()
+    assert "resumed" not in capsys.readouterr().out
+    second = trainer("parts", 3)
+    second.fit()
+    assert "resumed from step 2" in capsys.readouterr().out
+    assert second.step == whole.step == 3
+    expected, got = state_of(whole), state_of(second)
+    assert all(torch.allclose(expected[k].float(), got[k].float(), atol=1e-6) for k in expected)
+    a, b = whole.optimizer.state_dict()["state"], second.optimizer.state_dict()["state"]
+    assert all(torch.allclose(a[k]["exp_avg"], b[k]["exp_avg"], atol=1e-7) for k in a)
+    checkpoint = read_checkpoint(tmp_path / "parts" / "latest.pth")
+    assert checkpoint["step"] == 3 and checkpoint["max_skip"] == 2 and len(checkpoint["rng"]) == 1
+    assert (tmp_path / "parts" / "config.yaml").is_file() and any((tmp_path / "parts" / "tensorboard").iterdir())
+
+
+def test_batchnorm_is_frozen_from_pretrained_weights_and_trains_from_random_init(tiny_videos, tmp_path):
+    save_checkpoint(tmp_path / "init.pth", STM("semi", "resnet18"))
+    init = [f"model.init_weights={tmp_path / 'init.pth'}"]
+    pretrained = Trainer(tiny_config(tiny_videos, tmp_path / "a", extra=init), tmp_path / "a")
+    pretrained.setup()
+    bn = pretrained.model.query_encoder.bn1
+    assert not bn.training and not bn.weight.requires_grad and pretrained.model.decoder.training
+    scratch = Trainer(tiny_config(tiny_videos, tmp_path / "b"), tmp_path / "b")
+    scratch.setup()
+    assert scratch.model.query_encoder.bn1.training and scratch.model.query_encoder.bn1.weight.requires_grad
+
+
+class NanStep(SemiClipStep):
+    def forward(self, batch, step):
+        output = super().forward(batch, step)
+        return StepOutput(output.loss * float("nan"), output.probs)
+
+
+def test_non_finite_losses_skip_steps_then_abort_with_the_last_good_state_saved(tiny_videos, tmp_path):
+    CLIP_STEPS["nan-test"] = NanStep
+    try:
+        config = tiny_config(tiny_videos, tmp_path, steps=5, extra=["train.step=nan-test", "train.max_nan_steps=2"])
+        before = dict(Trainer(config, tmp_path / "unused").model.named_parameters())  # seeded: same initial weights
+        with pytest.raises(StmError, match="2 non-finite losses in a row"):
+            Trainer(config, tmp_path).fit()
+    finally:
+        del CLIP_STEPS["nan-test"]
+    saved = read_checkpoint(tmp_path / "latest.pth")
+    assert saved["step"] == 2
+    assert all(torch.equal(saved["model"][k], before[k]) for k in before)  # no parameter was updated
+
+
+def test_unreadable_frames_are_skipped_counted_and_abort_past_the_limit(tiny_videos, tmp_path, caplog):
+    import shutil
+
+    videos = tmp_path / "videos"
+    shutil.copytree(tiny_videos, videos)
+    for name in ("train-000", "train-001"):
+        for frame in (videos / "JPEGImages" / "480p" / name).iterdir():
+            frame.write_bytes(frame.read_bytes()[:40])  # truncated JPEG
+    tolerant = Trainer(tiny_config(videos, tmp_path / "a", steps=2, extra=["train.max_bad_samples=10"]), tmp_path / "a")
+    tolerant.fit()
+    assert tolerant.step == 2 and tolerant.bad_samples > 0
+    assert "skipped an unreadable sample" in caplog.text and ".jpg: unreadable image" in caplog.text
+    strict = Trainer(tiny_config(videos, tmp_path / "b", steps=2, extra=["train.max_bad_samples=0"]), tmp_path / "b")
+    with pytest.raises(StmError, match=r"unreadable samples .*train\.max_bad_samples.*\.jpg"):
+        strict.fit()
+
+
+def test_unknown_step_and_missing_dataset_are_named(tiny_videos, tmp_path):
+    with pytest.raises(StmError, match="train.step: 'scribble' is not one of"):
+        Trainer(tiny_config(tiny_videos, tmp_path, extra=["train.step=scribble"]), tmp_path)
+    config = load_config(None, [f"data.video=[{{root: {tmp_path / 'absent'}}}]", "model.backbone=resnet18"])
+    with pytest.raises(StmError, match="absent: no such dataset folder"):
+        Trainer(config, tmp_path / "run").fit()
