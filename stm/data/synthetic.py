@@ -39,7 +39,8 @@ class SyntheticSpec:
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int, channels: int = 3) -> np.ndarray:
     """Band-limited noise in [0, 1]: random values on a coarse grid, upsampled bicubically."""
-    coarse = rng.random((max(2, cells * height // max(height, width)), max(2, cells * width // max(height, width)), channels))
+    longest = max(height, width)
+    coarse = rng.random((max(2, cells * height // longest), max(2, cells * width // longest), channels))
     fine = cv2.resize(coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
     return np.clip(fine.reshape(height, width, channels), 0, 1)
 
@@ -47,7 +48,8 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, cells: int,
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A colourful texture: a base colour modulated by noise at two scales, sometimes striped."""
     base = rng.uniform(0.1, 0.9, size=3)
-    texture = base + 0.35 * (_smooth_noise(rng, height, width, 6) - 0.5) + 0.2 * (_smooth_noise(rng, height, width, 40) - 0.5)
+    coarse, fine = _smooth_noise(rng, height, width, 6), _smooth_noise(rng, height, width, 40)
+    texture = base + 0.35 * (coarse - 0.5) + 0.2 * (fine - 0.5)
     if rng.random() < 0.4:
         angle, period = rng.uniform(0, np.pi), rng.uniform(6, 20)
         yy, xx = np.mgrid[0:height, 0:width]
