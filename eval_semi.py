@@ -28,7 +28,12 @@ def parse_args(argv: list[str] | None = None) -> EvalOptions:
     parser.add_argument("--split", default=None, help="val (DAVIS) or valid (YouTube-VOS) by default")
     parser.add_argument("--sequences", default=None, help="comma-separated sequence names (default: the split's)")
     parser.add_argument("--weights", type=Path, default=None, help="our checkpoint or the official STM_weights.pth")
-    parser.add_argument("--backbone", choices=sorted(TRUNK_CHANNELS), default="resnet50", help="trunk of the random-init model when no --weights")
+    parser.add_argument(
+        "--backbone",
+        choices=sorted(TRUNK_CHANNELS),
+        default="resnet50",
+        help="trunk of a random-init model (no weights)",
+    )
     parser.add_argument("--mem-every", type=int, default=5, help="keep every N-th frame in memory")
     parser.add_argument("--max-memory-frames", type=int, default=None, help="read at most N memory frames (>= 2)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
