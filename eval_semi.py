@@ -29,7 +29,10 @@ def parse_args(argv: list[str] | None = None) -> EvalOptions:
     parser.add_argument("--sequences", default=None, help="comma-separated sequence names (default: the split's)")
     parser.add_argument("--weights", type=Path, default=None, help="our checkpoint or the official STM_weights.pth")
     parser.add_argument(
-        "--backbone", choices=sorted(TRUNK_CHANNELS), default="resnet50", help="random-init trunk (no --weights)"
+        "--backbone",
+        choices=sorted(TRUNK_CHANNELS),
+        default="resnet50",
+        help="trunk of a random-init model (no weights)",
     )
     parser.add_argument("--mem-every", type=int, default=5, help="keep every N-th frame in memory")
     parser.add_argument("--max-memory-frames", type=int, default=None, help="read at most N memory frames (>= 2)")

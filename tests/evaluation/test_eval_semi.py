@@ -51,11 +51,27 @@ def test_rerun_skips_complete_sequences(davis_root, tmp_path, capsys):
     assert (out / "b" / "00002.png").is_file()
 
 
-def test_davis2016_binary_masks_give_one_object(davis_root, tmp_path):
+def test_davis2016_binary_masks_give_one_object_with_a_capped_memory(davis_root, tmp_path):
     for path in (davis_root / "Annotations" / "480p" / "a").glob("*.png"):
         Image.fromarray(((read_mask(path) > 0) * 255).astype(np.uint8), mode="L").save(path)
     out = tmp_path / "out"
-    main(["--root", str(davis_root), "--output", str(out), "--year", "2016", "--sequences", "a", *FAST])
+    main(
+        [
+            "--root",
+            str(davis_root),
+            "--output",
+            str(out),
+            "--year",
+            "2016",
+            "--sequences",
+            "a",
+            *FAST,
+            "--mem-every",
+            "2",
+            "--max-memory-frames",
+            "2",
+        ]
+    )
     assert set(np.unique(read_mask(out / "a" / "00003.png")).tolist()) <= {0, 1}
     rows = list(csv.reader((out / "per-sequence_results-val.csv").open()))
     assert [r[0] for r in rows[1:]] == ["a_1"]
