@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backbone", default="resnet50", help="backbone of the random-init model (no --weights)")
     parser.add_argument("--batch", type=int, default=8, help="frames segmented per network call")
     parser.add_argument("--thickness", type=int, default=1, help="scribble stroke width in working-size pixels")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     return parser
 
 
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         raise StmError(f"--scale {args.scale}: must be in (0, 1]")
     if args.max_interactions < 1:
         raise StmError(f"--max-interactions {args.max_interactions}: must be at least 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     root, output = Path(args.root), Path(args.output)
     sequences = [name for name in args.sequences.split(",") if name] if args.sequences else None
     model = load_interactive_model(args.weights, args.backbone, args.device)
