@@ -1,14 +1,11 @@
-"""train: not implemented yet (see the project's issues)."""
+"""Train STM: python train.py --config configs/main_davis.yaml [key.sub=value ...]
 
-import sys
+Runs in checkpoints/<config stem>/ (or run.dir) and resumes from its latest.pth when there is one.
+Multi-GPU / multi-node: torchrun --nproc_per_node N train.py --config ...
+"""
 
 from stm.cli import run
-
-
-def main(argv: list[str] | None = None) -> int:
-    print("train.py: not implemented yet", file=sys.stderr)
-    return 2
-
+from stm.train.main import main
 
 if __name__ == "__main__":
     run(main)

@@ -1,0 +1,392 @@
+"""The training loop: clip steps under AMP, DDP across processes, resumable checkpoints, logs.
+
+A run lives in one folder (RunFolder). Starting a run whose folder holds latest.pth resumes it:
+model, optimizer, scheduler, gradient scaler, step, counters and RNG states come back, and the data
+order continues where it stopped (ClipSampler draws step s's batch from the step alone). Training
+stops at train.steps, after train.max_minutes, or on SIGTERM/SIGINT, and always saves first.
+
+Bad input does not lose work: an unreadable sample is skipped with a warning (abort past
+train.max_bad_samples), a non-finite loss skips its step (abort after train.max_nan_steps in a row,
+after saving the last good state).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+import signal
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from stm.config import Config, to_dict
+from stm.data.clips import ClipBatch
+from stm.errors import StmError
+from stm.model.checkpoint import FORMAT_VERSION, load_imagenet_weights, load_weights
+from stm.model.stm import STM
+from stm.train.datasets import build_loader
+from stm.train.distributed import Distributed, init_distributed
+from stm.train.losses import SegmentationLoss, hard_fraction
+from stm.train.overlays import overlay_grid
+from stm.train.run_folder import RunFolder
+from stm.train.schedules import lr_factor, max_skip
+from stm.train.steps import CLIP_STEPS
+
+log = logging.getLogger("stm")
+
+Validator = Callable[[STM, int], dict[str, float]]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise StmError("train.device: cuda was asked for but no CUDA device is available")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for train.amp on this device (None: full precision)."""
+    if amp == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp == "fp16" and device.type != "cuda":
+        raise StmError("train.amp: fp16 needs CUDA; use bf16 on the CPU")
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def clip_step(name: str, model: STM, loss: SegmentationLoss) -> nn.Module:
+    """The registered clip step `name`; stm.train.<name>_step is imported first if it exists."""
+    if name not in CLIP_STEPS:
+        try:
+            importlib.import_module(f"stm.train.{name}_step")
+        except ModuleNotFoundError:
+            pass
+    if name not in CLIP_STEPS:
+        raise StmError(f"train.step: {name!r} is not one of {', '.join(sorted(CLIP_STEPS))}")
+    return CLIP_STEPS[name](model, loss)
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """BatchNorm in eval mode with fixed affine parameters (the paper's setting on pretrained trunks)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
+
+
+def rng_state() -> dict[str, Any]:
+    state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [state[0], torch.from_numpy(state[1].astype(np.int64)), *state[2:]],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+class StopSignal:
+    """Turns SIGTERM / SIGINT into a flag the loop checks after each step (then it saves and stops)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignal:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            self.previous[number] = signal.signal(number, self.handle)
+        return self
+
+    def handle(self, number: int, _frame: Any) -> None:
+        self.received = number
+
+    def __exit__(self, *_exc: Any) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+
+class Trainer:
+    def __init__(self, config: Config, run_dir: str | Path):
+        self.config = config
+        train = config.train
+        if train.threads > 0:
+            torch.set_num_threads(train.threads)
+        self.device = pick_device(train.device)
+        self.dist: Distributed = init_distributed(self.device)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.amp = autocast_dtype(train.amp, self.device)
+        self.folder = RunFolder(run_dir, config.run.keep_last)
+        self.seed_everything(train.seed + self.dist.rank)
+
+        self.model = STM(config.model.mode, config.model.backbone, config.model.read_kernel)
+        self.pretrained = bool(config.model.imagenet_weights or config.model.init_weights)
+        self.freeze_bn = train.freeze_bn == "yes" or (train.freeze_bn == "auto" and self.pretrained)
+        self.step_module = clip_step(train.step, self.model, SegmentationLoss(train.loss))
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
+        self.step = 0
+        self.train_seconds = 0.0  # training time over all sessions of this run (validation excluded)
+        self.bad_samples = 0
+        self.curve: list[dict[str, float]] = []
+        self.writer: SummaryWriter | None = None
+        self.session_start = time.monotonic()
+
+    @staticmethod
+    def seed_everything(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+
+    # ----- state -----
+
+    def setup(self) -> None:
+        """Resumes from the run folder, or initialises weights (ImageNet trunks, init_weights)."""
+        self.model.to(self.device)
+        resume = self.folder.has_checkpoint()
+        checkpoint = self.folder.load_latest() if resume else None
+        if checkpoint is not None:
+            load_weights(self.model, self.folder.latest)
+        else:
+            if self.config.model.init_weights:
+                load_weights(self.model, self.config.model.init_weights)
+                log.info("initialised from %s", self.config.model.init_weights)
+            else:
+                load_imagenet_weights(self.model, self.config.model.imagenet_weights)
+        self.set_train_mode()
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        train = self.config.train
+        self.optimizer = torch.optim.Adam(parameters, lr=train.lr, weight_decay=train.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(train, s))
+        if checkpoint is not None:
+            self.restore(checkpoint)
+            if self.dist.is_main:
+                print(f"resumed from step {self.step}", flush=True)
+        if self.dist.enabled:
+            self.step_module = DistributedDataParallel(
+                self.step_module,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.config.train.find_unused_parameters,
+            )
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        try:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise StmError(f"{self.folder.latest}: cannot restore the optimizer ({exc}); other settings?") from None
+        if checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.step = int(checkpoint["step"])
+        self.train_seconds = float(checkpoint.get("train_seconds", 0.0))
+        self.bad_samples = int(checkpoint.get("bad_samples", 0))
+        self.curve = list(checkpoint.get("curve", []))
+        states = checkpoint.get("rng") or []
+        if self.dist.rank < len(states):
+            set_rng_state(states[self.dist.rank])
+
+    def gather_rng(self) -> list[dict[str, Any]]:
+        """Every process's RNG state (rank order), so each resumes its own."""
+        state = rng_state()
+        if not self.dist.enabled:
+            return [state]
+        states: list[Any] = [None] * self.dist.world_size
+        torch.distributed.all_gather_object(states, state)
+        return states
+
+    def save(self) -> None:
+        """Collective (every rank calls it); rank 0 writes latest.pth and step_<N>.pth."""
+        states = self.gather_rng()
+        if not self.dist.is_main:
+            return
+        checkpoint = {
+            "format_version": FORMAT_VERSION,
+            "model": self.model.state_dict(),
+            "mode": self.model.mode,
+            "backbone": self.model.backbone,
+            "step": self.step,
+            "config": to_dict(self.config),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "max_skip": max_skip(self.config.data.skip, self.step),
+            "train_seconds": self.train_seconds,
+            "bad_samples": self.bad_samples,
+            "curve": self.curve,
+            "rng": states,
+        }
+        self.folder.save(checkpoint, self.step)
+
+    def set_train_mode(self) -> None:
+        self.model.train()
+        if self.freeze_bn:
+            freeze_batchnorm(self.model)
+
+    # ----- the loop -----
+
+    def autocast(self):
+        if self.amp is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp)
+
+    def train_step(self, batch: ClipBatch) -> tuple[float, torch.Tensor | None, bool]:
+        """One optimizer step. Returns (mean loss over processes, predictions, whether it was applied)."""
+        batch = batch.to(self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            output = self.step_module(batch, self.step)
+        self.scaler.scale(output.loss).backward()
+        total = self.dist.all_reduce_sum(torch.stack([output.loss.detach().float(), torch.ones(())]).to(self.device))
+        loss = float(total[0] / total[1])
+        finite = bool(np.isfinite(loss))
+        if self.config.train.grad_clip > 0 and finite:
+            self.scaler.unscale_(self.optimizer)
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+            finite = bool(torch.isfinite(norm)) or self.scaler.is_enabled()
+        if finite:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.scheduler.step()
+        return loss, output.probs, finite
+
+    def agree(self, *flags: bool) -> list[bool]:
+        """Each flag true if it is true on any process, so that all of them act at the same step
+        (saving and validating are collective; signals and clocks differ between processes)."""
+        values = self.dist.all_reduce_sum(torch.tensor([float(f) for f in flags], device=self.device))
+        return [bool(v > 0) for v in values.tolist()]
+
+    def fit(self, validate: Validator | None = None) -> dict[str, float] | None:
+        """Trains until train.steps, train.max_minutes (wall clock of this session) or a signal, saves,
+        then validates (val.final). `validate(model, step) -> {"J&F", "J", "F"}` runs on rank 0."""
+        config, run = self.config, self.config.run
+        self.setup()
+        if self.dist.is_main:
+            self.folder.root.mkdir(parents=True, exist_ok=True)
+            self.folder.write_config(to_dict(config))
+            self.writer = SummaryWriter(str(self.folder.logs))
+        loader = build_loader(config, self.dist.rank, self.step)
+        self.session_start = started = time.monotonic()
+        deadline = started + 60 * config.train.max_minutes if config.train.max_minutes > 0 else None
+        last_save = last_val = started
+        nan_streak, window_loss, window_count, window_start = 0, 0.0, 0, started
+        bar = tqdm(total=config.train.steps, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True)
+        previous_seconds, validation_seconds = self.train_seconds, 0.0
+        with StopSignal() as signals:
+            for batch in loader:
+                self.report_bad(batch.bad)
+                if len(batch) == 0:  # every sample of this batch was unreadable
+                    self.step += 1
+                    self.scheduler.step()
+                    continue
+                loss, probs, applied = self.train_step(batch)
+                self.step += 1
+                now = time.monotonic()
+                self.train_seconds = previous_seconds + now - started - validation_seconds
+                if applied:
+                    nan_streak = 0
+                    window_loss, window_count = window_loss + loss, window_count + 1
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", skip=max_skip(config.data.skip, self.step - 1))
+                else:
+                    nan_streak += 1
+                    log.warning("step %d: non-finite loss or gradient, skipped (%d in a row)", self.step, nan_streak)
+                    if nan_streak >= config.train.max_nan_steps:
+                        self.save()  # the weights are still those of the last good step
+                        raise StmError(
+                            f"train: {nan_streak} non-finite losses in a row (train.max_nan_steps); the last good "
+                            f"weights are saved in {self.folder.latest}; try a lower train.lr"
+                        )
+                if self.dist.is_main and window_count and self.step % run.log_every_steps == 0:
+                    self.log_scalars(window_loss / window_count, window_count / max(now - window_start, 1e-9))
+                    window_loss, window_count, window_start = 0.0, 0, now
+                if self.dist.is_main and applied and run.image_every_steps and self.step % run.image_every_steps == 0:
+                    self.writer.add_image("train/clip", overlay_grid(batch, probs.cpu()), self.step)
+                stop, save_due, val_due = self.agree(
+                    signals.received is not None or (deadline is not None and now >= deadline),
+                    run.save_every_minutes > 0 and now - last_save >= 60 * run.save_every_minutes,
+                    config.val.every_minutes > 0 and now - last_val >= 60 * config.val.every_minutes,
+                )
+                if stop:
+                    break
+                if save_due or (run.save_every_steps and self.step % run.save_every_steps == 0):
+                    self.save()
+                    last_save = time.monotonic()
+                if validate and (val_due or (config.val.every_steps and self.step % config.val.every_steps == 0)):
+                    paused = time.monotonic()
+                    self.run_validation(validate)
+                    last_val = time.monotonic()
+                    validation_seconds += last_val - paused
+        bar.close()
+        self.save()
+        if signals.received is not None and self.dist.is_main:
+            print(f"stopped by signal {signals.received} at step {self.step}; saved {self.folder.latest}", flush=True)
+        if validate and config.val.final and (not self.curve or self.curve[-1]["step"] != self.step):
+            self.run_validation(validate)
+            self.save()  # the curve's last point goes into the checkpoint too
+        if self.writer is not None:
+            self.writer.close()
+        self.dist.close()
+        return self.curve[-1] if self.curve else None
+
+    def report_bad(self, reasons: list[str]) -> None:
+        for reason in reasons:
+            log.warning("skipped an unreadable sample: %s", reason)
+        self.bad_samples += len(reasons)
+        if self.bad_samples > self.config.train.max_bad_samples:
+            raise StmError(
+                f"train: {self.bad_samples} unreadable samples (more than train.max_bad_samples = "
+                f"{self.config.train.max_bad_samples}); last: {reasons[-1] if reasons else '?'}"
+            )
+
+    def log_scalars(self, loss: float, steps_per_second: float) -> None:
+        self.writer.add_scalar("train/loss", loss, self.step)
+        self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
+        self.writer.add_scalar("train/max_skip", max_skip(self.config.data.skip, self.step), self.step)
+        self.writer.add_scalar("train/hard_fraction", hard_fraction(self.config.train.loss, self.step), self.step)
+        self.writer.add_scalar("train/steps_per_second", steps_per_second, self.step)
+
+    def run_validation(self, validate: Validator) -> dict[str, float] | None:
+        """Rank 0 validates while the others wait; the point joins the J&F-versus-minutes curve."""
+        point = None
+        if self.dist.is_main:
+            self.model.eval()
+            with torch.inference_mode(), self.autocast():
+                scores = validate(self.model, self.step)
+            self.set_train_mode()
+            point = {
+                "step": self.step,
+                "train_minutes": round(self.train_seconds / 60, 3),
+                "wall_minutes": round((time.monotonic() - self.session_start) / 60, 3),
+                **{key: float(scores[key]) for key in ("J&F", "J", "F")},
+            }
+            self.curve.append(point)
+            self.folder.write_curve(self.curve)
+            for key in ("J&F", "J", "F"):
+                self.writer.add_scalar(f"val/{key}", point[key], self.step)
+            self.writer.add_scalar("val/J&F_vs_train_seconds", point["J&F"], int(self.train_seconds))
+            log.info("step %d: validation J&F %.3f (J %.3f, F %.3f)", self.step, point["J&F"], point["J"], point["F"])
+        self.dist.barrier()
+        return point
