@@ -1,0 +1,188 @@
+"""Semi-supervised propagation: masks given on some frames, segmented on every frame, one at a time.
+
+A `SemiSupervisedSession` owns everything that lives across frames (the memory bank, the object-id
+map, the frame just segmented); the network stays stateless. Per frame:
+
+1. the previous frame is memorised with its soft probabilities (encoded once; kept in memory when
+   it is the first frame, every `mem_every`-th frame, or a frame whose masks were given);
+2. the query frame is encoded once and read against the memory by all objects;
+3. the objects' probabilities are soft-aggregated; masks given on this frame overwrite them
+   (objects given for the first time join here, so ids may arrive mid-video and be non-contiguous).
+
+This is the official STM schedule: frame t reads the kept frames before t-1 plus frame t-1.
+
+    session = SemiSupervisedSession(model, mem_every=5)
+    for index, frame in enumerate(frames):
+        result = session.step(frame, first_labels if index == 0 else None)
+        result.labels  # [H, W] original object ids
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from stm.inference.memory_bank import MemoryBank
+from stm.model.aggregation import aggregate
+
+
+@dataclass
+class FrameResult:
+    """One segmented frame. probs channels are [background, objects in `ids` order]."""
+
+    index: int
+    labels: np.ndarray  # [H, W] original object ids
+    probs: Tensor  # [1 + K, H, W] float32, sums to 1 over dim 0
+    ids: list[int]  # sorted object ids of probs[1:]
+
+
+def frame_tensor(frame: np.ndarray | Tensor, device: torch.device, channels_last: bool = False) -> Tensor:
+    """HxWx3 uint8 RGB (numpy) or [3, H, W] float in [0, 1] -> [1, 3, H, W] float32 on `device`."""
+    if isinstance(frame, np.ndarray):
+        if frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 RGB frame, got shape {frame.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(frame)).to(device).permute(2, 0, 1)[None]
+        x = x.float().div_(255) if frame.dtype == np.uint8 else x.float()
+    else:
+        x = frame.to(device=device, dtype=torch.float32)
+        x = x[None] if x.dim() == 3 else x
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return x.contiguous(memory_format=memory_format)
+
+
+def autocast_dtype(device: torch.device, amp: bool | str) -> torch.dtype | None:
+    """amp=False: none; True: bf16 on the CPU, fp16 on CUDA; or a name "bf16" / "fp16"."""
+    if not amp:
+        return None
+    if amp is True:
+        return torch.float16 if device.type == "cuda" else torch.bfloat16
+    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+    if amp not in names:
+        raise ValueError(f"unknown amp precision {amp!r}; choose bf16 or fp16")
+    return names[amp]
+
+
+class SemiSupervisedSession:
+    """mem_every: keep every N-th frame in memory (5 on DAVIS); max_memory_frames: read at most this
+    many frames (first, given and previous frames included; None = unbounded); amp: autocast (True =
+    bf16 on the CPU, fp16 on CUDA, or "bf16"/"fp16"); channels_last: feed frames in NHWC layout (use
+    with a model converted by `model.to(memory_format=torch.channels_last)`)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        mem_every: int = 5,
+        max_memory_frames: int | None = None,
+        amp: bool | str = False,
+        channels_last: bool = False,
+    ):
+        if mem_every < 1:
+            raise ValueError("mem_every must be at least 1")
+        self.model = model
+        self.mem_every = mem_every
+        self.device = next(model.parameters()).device
+        self.amp_dtype = autocast_dtype(self.device, amp)
+        self.channels_last = channels_last
+        self.bank = MemoryBank(max_memory_frames)
+        self.ids: list[int] = []  # object ids in channel (join) order
+        self.frame_index = 0
+        self._start: int | None = None  # first frame with objects; the keep schedule counts from it
+        self._pending: tuple[int, Tensor, Tensor, bool, bool] | None = None  # frame to memorise next step
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def step(self, frame: np.ndarray | Tensor, labels: np.ndarray | None = None) -> FrameResult:
+        """Segments the next frame. labels: [H, W] ids given for this frame (0 = none given), or None."""
+        with torch.inference_mode(), self._autocast():
+            x = frame_tensor(frame, self.device, self.channels_last)
+            self._memorise_pending()
+            probs = self._segment(x) if self.ids else None
+            given = labels is not None and bool(np.any(labels))
+            if given:
+                probs = self._apply_given(probs, labels, x.shape[-2:])
+            elif probs is None:
+                probs = x.new_ones(1, 1, *x.shape[-2:], dtype=torch.float32)
+            index = self.frame_index
+            if self.ids:
+                if self._start is None:
+                    self._start = index
+                keep = given or (index - self._start) % self.mem_every == 0
+                self._pending = (index, x, probs[:, 1:], keep, given)
+            self.frame_index += 1
+            return self._result(index, probs[0])
+
+    def _memorise_pending(self) -> None:
+        if self._pending is None:
+            return
+        index, x, masks, keep, protected = self._pending
+        self._pending = None
+        key, value = self.model.encode_memory(x, masks)
+        self.bank.add(index, key, value, keep=keep, protected=protected)
+
+    def _segment(self, x: Tensor) -> Tensor:
+        """[1, 1 + K, H, W] aggregated probabilities in channel order."""
+        query = self.model.encode_query(x)
+        groups = self.bank.groups()
+        readout = torch.cat([self.model.read(query, g.key, g.value) for g in groups], dim=1)
+        fg_logits = self.model.decode(query, readout)
+        return aggregate(fg_logits).softmax(dim=1)
+
+    def _apply_given(self, probs: Tensor | None, labels: np.ndarray, size: torch.Size) -> Tensor:
+        """Masks given on this frame are ground truth for the ids they contain; new ids join."""
+        if tuple(labels.shape) != tuple(size):
+            raise ValueError(f"labels of shape {labels.shape} for a frame of size {tuple(size)}")
+        given_ids = sorted(int(i) for i in np.unique(labels) if i != 0)
+        self.ids.extend(i for i in given_ids if i not in self.ids)
+        objects = len(self.ids)
+        target = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64)).to(self.device)
+        if probs is None:
+            probs = torch.zeros(1, 1 + objects, *size, device=self.device)
+            probs[:, 0] = 1
+        elif probs.shape[1] < 1 + objects:
+            probs = torch.cat([probs, probs.new_zeros(1, 1 + objects - probs.shape[1], *size)], dim=1)
+        for object_id in given_ids:  # given ids exist only where given
+            probs[:, 1 + self.ids.index(object_id)] = 0
+        channel = torch.zeros(int(target.max()) + 1, dtype=torch.int64, device=self.device)
+        channel[torch.tensor(given_ids, device=self.device)] = torch.tensor(
+            [1 + self.ids.index(i) for i in given_ids], device=self.device
+        )
+        inside = target > 0
+        one_hot = torch.nn.functional.one_hot(channel[target], 1 + objects).permute(2, 0, 1).to(probs.dtype)
+        probs = torch.where(inside, one_hot[None], probs)
+        total = probs.sum(dim=1, keepdim=True)  # < 1 where a given id's predicted mass was removed
+        background = torch.zeros_like(probs)
+        background[:, 0] = 1
+        return torch.where(total > 1e-12, probs / total.clamp_min(1e-12), background)
+
+    def _result(self, index: int, probs: Tensor) -> FrameResult:
+        order = sorted(range(len(self.ids)), key=lambda c: self.ids[c])
+        ids = [self.ids[c] for c in order]
+        lookup = np.array([0, *self.ids], dtype=np.uint8 if max(self.ids, default=0) < 256 else np.int32)
+        labels = lookup[probs.argmax(dim=0).cpu().numpy()]
+        if order != list(range(len(order))):
+            probs = probs[[0, *(1 + c for c in order)]]
+        return FrameResult(index, labels, probs.float(), ids)
+
+
+def propagate(
+    model: nn.Module,
+    frames: Iterable[np.ndarray | Tensor],
+    first_labels: np.ndarray,
+    mem_every: int = 5,
+    max_memory_frames: int | None = None,
+    amp: bool | str = False,
+    channels_last: bool = False,
+) -> Iterator[np.ndarray]:
+    """Yields the [H, W] id map of every frame (frame 0 gives back `first_labels`' objects).
+    frames: HxWx3 uint8 RGB arrays or [3, H, W] float tensors, read lazily one at a time."""
+    session = SemiSupervisedSession(model, mem_every, max_memory_frames, amp, channels_last)
+    for index, frame in enumerate(frames):
+        yield session.step(frame, first_labels if index == 0 else None).labels

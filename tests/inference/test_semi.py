@@ -1,0 +1,126 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from stm import STM
+from stm.inference.semi import SemiSupervisedSession, propagate
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return STM("semi", "resnet18").eval()
+
+
+def _video(frames=8, height=64, width=96, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8) for _ in range(frames)]
+
+
+def _labels(height=64, width=96, ids=(3, 7)):
+    labels = np.zeros((height, width), dtype=np.uint8)
+    labels[8:30, 10:40] = ids[0]
+    if len(ids) > 1:
+        labels[30:60, 50:90] = ids[1]
+    return labels
+
+
+def reference_probs(model, frames, first_labels, mem_every):
+    """The official algorithm written plainly: fp32, contiguous tensors, whole memory concatenated
+    every frame, every memory frame encoded from scratch."""
+    ids = sorted(int(i) for i in np.unique(first_labels) if i)
+    x = [torch.from_numpy(f).permute(2, 0, 1)[None].float().contiguous() / 255 for f in frames]
+    target = torch.from_numpy(first_labels.astype(np.int64))
+    probs = torch.stack([target == 0] + [target == i for i in ids])[None].float()
+    outputs, keys, values = [probs[0]], None, None
+    with torch.no_grad():
+        for t in range(1, len(frames)):
+            prev_key, prev_value = model.encode_memory(x[t - 1], probs[:, 1:])
+            this_key = prev_key if keys is None else torch.cat([keys, prev_key], dim=2)
+            this_value = prev_value if values is None else torch.cat([values, prev_value], dim=2)
+            probs = model.segment(model.encode_query(x[t]), this_key, this_value).probs
+            outputs.append(probs[0])
+            if (t - 1) % mem_every == 0:
+                keys, values = this_key, this_value
+    return outputs
+
+
+def test_optimised_session_matches_the_plain_reference_in_fp32(model):
+    frames, labels = _video(9), _labels()
+    expected = reference_probs(model, frames, labels, mem_every=3)
+    fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    session = SemiSupervisedSession(fast, mem_every=3, channels_last=True)
+    for t, frame in enumerate(frames):
+        result = session.step(frame, labels if t == 0 else None)
+        assert result.ids == [3, 7]
+        torch.testing.assert_close(result.probs, expected[t], atol=1e-4, rtol=0)
+        ids = np.array([0, 3, 7])[expected[t].argmax(0).numpy()]
+        assert (result.labels == ids).mean() > 0.999
+
+
+def test_memory_schedule_keeps_first_every_nth_and_previous(model):
+    session = SemiSupervisedSession(model, mem_every=3)
+    for t, frame in enumerate(_video(10)):
+        session.step(frame, _labels() if t == 0 else None)
+        if t >= 1:
+            expected = sorted({f for f in range(t - 1) if f % 3 == 0} | {t - 1})
+            assert sorted(session.bank.frames()) == expected
+
+
+def test_memory_cap_keeps_first_and_newest_in_bounded_buffers(model):
+    session = SemiSupervisedSession(model, mem_every=2, max_memory_frames=3)
+    shapes = set()
+    for t, frame in enumerate(_video(12)):
+        session.step(frame, _labels() if t == 0 else None)
+        if t >= 2:
+            frames = session.bank.frames()
+            newest_kept = max(f for f in range(1, t) if f % 2 == 0) if t > 2 else None
+            assert len(frames) <= 3 and 0 in frames and t - 1 in frames
+            if newest_kept:
+                assert newest_kept in frames
+            shapes.add(tuple(session.bank._key.shape))
+    assert len(shapes) == 1 and shapes.pop()[2] == 3 * (64 // 16) * (96 // 16)
+
+
+def test_late_and_non_contiguous_objects_join_at_their_first_frame(model):
+    frames = _video(7)
+    late = np.zeros((64, 96), dtype=np.uint8)
+    late[40:60, 5:30] = 12
+    session = SemiSupervisedSession(model, mem_every=5)
+    empty = session.step(frames[0])
+    assert empty.ids == [] and not empty.labels.any() and empty.probs.shape == (1, 64, 96)
+    first = session.step(frames[1], _labels(ids=(5,)))
+    assert first.ids == [5] and np.array_equal(first.labels, _labels(ids=(5,)))
+    session.step(frames[2])
+    joined = session.step(frames[3], late)
+    assert joined.ids == [5, 12]
+    assert np.all(joined.labels[late == 12] == 12)
+    for frame in frames[4:]:
+        result = session.step(frame)
+        assert result.probs.shape == (3, 64, 96)
+        torch.testing.assert_close(result.probs.sum(0), torch.ones(64, 96))
+        assert set(np.unique(result.labels)) <= {0, 5, 12}
+    groups = session.bank.groups()
+    tokens = (64 // 16) * (96 // 16)
+    assert [(g.start, g.stop) for g in groups] == [(0, 1), (1, 2)]
+    assert groups[0].key.shape[2] == len(session.bank.frames()) * tokens
+    assert groups[1].key.shape[2] == len([f for f in session.bank.frames() if f >= 3]) * tokens
+
+
+def test_propagate_yields_one_id_map_per_frame(model):
+    frames, labels = _video(5), _labels()
+    outputs = list(propagate(model, iter(frames), labels, mem_every=2))
+    assert len(outputs) == 5 and all(o.shape == (64, 96) for o in outputs)
+    assert np.array_equal(outputs[0], labels)
+    assert not torch.is_inference_mode_enabled()
+
+
+def test_amp_runs_in_bfloat16_on_the_cpu(model):
+    session = SemiSupervisedSession(model, mem_every=2, amp=True)
+    for t, frame in enumerate(_video(3)):
+        result = session.step(frame, _labels() if t == 0 else None)
+    assert session.bank._key.dtype == torch.bfloat16
+    assert result.probs.dtype == torch.float32
+    torch.testing.assert_close(result.probs.sum(0), torch.ones(64, 96))
