@@ -204,12 +204,17 @@ def run_session(
     return summary, report, output / f"{session.report_name}.csv"
 
 
+def interaction_seconds(report: pd.DataFrame) -> pd.Series:
+    """Seconds the model took for each (sequence, scribble_idx, interaction), as the session timed it."""
+    return report.astype({"timing": float}).groupby(["sequence", "scribble_idx", "interaction"])["timing"].first()
+
+
 def per_sequence_table(report: pd.DataFrame) -> pd.DataFrame:
     """Mean J&F (over objects and frames) of each sequence after each interaction, and the mean
     seconds per interaction; one row per sequence."""
     report = report.astype({"interaction": int, "j_and_f": float, "timing": float})
     scores = report.pivot_table(index="sequence", columns="interaction", values="j_and_f", aggfunc="mean")
     scores.columns = [f"J&F@{column}" for column in scores.columns]
-    timing = report.groupby(["sequence", "scribble_idx", "interaction"])["timing"].first().groupby("sequence").mean()
+    timing = interaction_seconds(report).groupby("sequence").mean()
     table = scores.assign(seconds_per_interaction=timing)
     return table.reset_index()

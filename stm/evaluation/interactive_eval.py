@@ -20,7 +20,7 @@ from tqdm import tqdm
 from stm.data.io import read_frame
 from stm.data.scribbles import davis_json_maps, scribbled_frames
 from stm.errors import StmError
-from stm.evaluation.davis_robot import METRICS, per_sequence_table, run_session
+from stm.evaluation.davis_robot import METRICS, interaction_seconds, per_sequence_table, run_session
 from stm.inference.interactive import InteractiveSession
 from stm.model.checkpoint import load_model
 from stm.model.stm import STM
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     table = per_sequence_table(report)
     table.to_csv(output / "per_sequence.csv", index=False, float_format="%.4f")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    seconds = table["seconds_per_interaction"].mean()
+    seconds = interaction_seconds(report).mean()
     at = summary["metric_at_threshold"]
     print(
         f"AUC {summary['auc']:.3f}  {args.metric}@{at['threshold']}s {at[args.metric]:.3f}  "
