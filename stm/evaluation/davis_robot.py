@@ -165,8 +165,10 @@ def run_session(
     max_time: float | None = 240,
     metric: str = "J_AND_F",
     on_sequence: Callable[[str], None] | None = None,
+    plan: tuple[list[str], dict[str, dict]] | None = None,
 ) -> tuple[dict, pd.DataFrame, Path]:
-    """Runs a full local DavisInteractiveSession; `predict` answers every interaction.
+    """Runs a full local DavisInteractiveSession; `predict` answers every interaction. `plan`: the
+    result of plan_tables when the caller checked the folder already.
 
     Returns the official summary (also written to OUT/summary.json), the session's report
     (one row per interaction, object and frame) and the path of the report CSV it wrote."""
@@ -176,7 +178,7 @@ def run_session(
         raise StmError(f"--metric {metric!r} is not one of {', '.join(METRICS)}")
     logging.getLogger("absl").setLevel(logging.WARNING)  # the library logs every step at INFO
     root, output = Path(root), Path(output)
-    chosen, entries = plan_tables(root, subset, sequences)
+    chosen, entries = plan or plan_tables(root, subset, sequences)
     if entries:
         log.info("registering %d sequences from %s with davisinteractive", len(entries), root)
     else:

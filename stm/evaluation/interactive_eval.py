@@ -20,7 +20,7 @@ from tqdm import tqdm
 from stm.data.io import read_frame
 from stm.data.scribbles import davis_json_maps, scribbled_frames
 from stm.errors import StmError
-from stm.evaluation.davis_robot import METRICS, interaction_seconds, per_sequence_table, run_session
+from stm.evaluation.davis_robot import METRICS, interaction_seconds, per_sequence_table, plan_tables, run_session
 from stm.inference.interactive import InteractiveSession
 from stm.model.checkpoint import load_model
 from stm.model.stm import STM
@@ -97,19 +97,21 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     root, output = Path(args.root), Path(args.output)
     sequences = [name for name in args.sequences.split(",") if name] if args.sequences else None
+    plan = plan_tables(root, args.subset, sequences)  # every bad-input error before any work
     model = load_interactive_model(args.weights, args.backbone, args.device)
     predictor = Predictor(model, root, args.scale, args.batch, args.thickness)
-    bar = tqdm(desc="sequences", unit="seq")
+    bar = tqdm(desc="sequences", unit="seq", total=len(plan[0]))
     started: list[str] = []
 
-    def on_sequence(name: str) -> None:
-        if started:
+    def on_sequence(name: str) -> None:  # called per sample; DAVIS has several samples per sequence
+        if started and started[-1] != name:
             bar.update(1)
         started.append(name)
         bar.set_postfix_str(name)
 
     summary, report, report_path = run_session(
-        root, output, predictor, args.subset, sequences, args.max_interactions, args.max_time, args.metric, on_sequence
+        root, output, predictor, args.subset, sequences, args.max_interactions, args.max_time, args.metric,
+        on_sequence, plan,
     )
     bar.update(1)
     bar.close()

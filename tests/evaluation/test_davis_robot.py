@@ -112,3 +112,18 @@ def test_semi_weights_are_refused(robot_root, tmp_path):
     save_checkpoint(weights, STM("semi", "resnet18"))
     with pytest.raises(StmError, match="semi"):
         main(["--root", str(robot_root), "--output", str(tmp_path / "out"), "--weights", str(weights)])
+
+
+def test_cli_prints_one_line_and_exits_1(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "Annotations" / "480p").mkdir(parents=True)
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, str(root / "eval_interactive.py"), "--root", str(tmp_path), "--output", str(tmp_path / "o")],
+        capture_output=True, text=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": ""},
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path}: no Scribbles folder")
