@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sequences", default=None, help="comma-separated sequence names (default: the subset)")
     parser.add_argument("--weights", default=None, help="interactive checkpoint (default: random init, a smoke test)")
     parser.add_argument("--max-interactions", type=int, default=8)
-    parser.add_argument("--max-time", type=float, default=240, help="seconds per object per sample (DAVIS: 240)")
+    parser.add_argument(
+        "--max-time", type=float, default=240, help="seconds per object per sample (DAVIS: 240; 0: no limit)"
+    )
     parser.add_argument("--metric", default="J_AND_F", choices=METRICS)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--scale", type=float, default=1.0, help="working size as a fraction of the annotations'")
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix_str(name)
 
     summary, report, report_path = run_session(
-        root, output, predictor, args.subset, sequences, args.max_interactions, args.max_time, args.metric,
+        root, output, predictor, args.subset, sequences, args.max_interactions, args.max_time or None, args.metric,
         on_sequence, plan,
     )
     bar.update(1)
