@@ -1,14 +1,7 @@
-"""eval_interactive: not implemented yet (see the project's issues)."""
-
-import sys
+"""Interactive evaluation with the DAVIS robot (see README "Interactive evaluation")."""
 
 from stm.cli import run
-
-
-def main(argv: list[str] | None = None) -> int:
-    print("eval_interactive.py: not implemented yet", file=sys.stderr)
-    return 2
-
+from stm.evaluation.interactive_eval import main
 
 if __name__ == "__main__":
     run(main)

@@ -56,6 +56,8 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
         raise StmError(f"{path}: unreadable mask ({exc})") from None
     if mode == "P":
         return ids.astype(np.uint8)
+    if mode == "LA":  # greyscale with an alpha channel (some DAVIS 2016 files): the grey values count
+        ids, mode = ids[..., 0], "L"
     if mode in ("L", "1"):
         values = np.unique(ids)
         if mode == "1" or set(values.tolist()) <= {0, 255}:

@@ -58,6 +58,10 @@ def make_validator(config: Config) -> Callable[[STM, int], dict[str, float]] | N
     """validate(model, step) for the trainer, or None when val.root is not set. Videos load lazily."""
     if config.val.root is None:
         return None
+    if config.model.mode == "interactive":  # simulated interaction rounds instead of propagation
+        from stm.train.interactive_step import make_interactive_validator
+
+        return make_interactive_validator(lambda: load_videos(config.val))
     cache: list = []
 
     def validate(model: STM, step: int) -> dict[str, float]:

@@ -1,0 +1,129 @@
+"""The real davisinteractive robot and metrics on a generated DAVIS-layout folder (2 sequences, 2 objects)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stm.data.interactive_root import make_interactive_root
+from stm.data.synthetic import SyntheticSpec, ensure_synthetic_davis
+from stm.errors import StmError
+from stm.evaluation.davis_robot import per_sequence_table, plan_tables, run_session
+from stm.evaluation.interactive_eval import Predictor, main
+from stm.model.checkpoint import save_checkpoint
+from stm.model.stm import STM
+
+SPEC = SyntheticSpec(height=48, width=64, min_frames=4, max_frames=5, min_objects=2, max_objects=2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny convolutions run fastest on one thread, and much faster when other jobs share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_davisinteractive_imports_on_the_pinned_stack():
+    from davisinteractive.metrics import batched_jaccard
+    from davisinteractive.session import DavisInteractiveSession  # noqa: F401
+
+    truth = np.zeros((1, 8, 8), dtype=int)
+    truth[0, 2:6, 2:6] = 1
+    assert batched_jaccard(truth, truth, nb_objects=1)[0] == 1.0
+
+
+@pytest.fixture(scope="module")
+def robot_root(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("robot")
+    source = ensure_synthetic_davis(base / "generated", SPEC, train=0, val=2, seed=1)
+    make_interactive_root(source, base / "root", subset="val", seed=0)
+    return base / "root"
+
+
+def test_full_session_with_the_real_robot(robot_root, tmp_path):
+    from davisinteractive.dataset import Davis
+
+    torch.manual_seed(0)
+    predictor = Predictor(STM("interactive", "resnet18").eval(), robot_root, scale=1.0, batch=4, thickness=1)
+    seen = []
+    summary, report, csv = run_session(
+        robot_root, tmp_path, predictor, max_interactions=3, max_time=None, on_sequence=seen.append
+    )
+    assert seen == ["val-000", "val-001"]
+    assert csv.is_file() and (tmp_path / "summary.json").is_file()
+    assert json.loads((tmp_path / "summary.json").read_text())["auc"] == pytest.approx(summary["auc"])
+    assert len(summary["curve"]["J_AND_F"]) == 3 + 2  # start, 3 interactions, the time limit
+    assert 0 <= summary["auc"] <= 1
+    assert sorted(report["interaction"].unique()) == [1, 2, 3]
+    assert sorted(report["object_id"].unique()) == [1, 2]
+    table = per_sequence_table(report)
+    assert list(table["sequence"]) == ["val-000", "val-001"]
+    assert {"J&F@1", "J&F@3", "seconds_per_interaction"} <= set(table.columns)
+    assert "val-000" not in Davis.dataset and "val-000" not in Davis.sets["val"]  # tables restored
+
+
+def test_registration_reads_the_folder(robot_root):
+    sequences, entries = plan_tables(robot_root, "val", None)
+    assert sequences == ["val-000", "val-001"]
+    entry = entries["val-000"]
+    assert entry["num_objects"] == 2 and entry["num_scribbles"] == 1 and entry["image_size"] == [64, 48]
+    assert entry["num_frames"] == len(list((robot_root / "Annotations" / "480p" / "val-000").glob("*.png")))
+
+
+def test_cli_writes_the_summary(robot_root, tmp_path, capsys):
+    main(["--root", str(robot_root), "--output", str(tmp_path), "--sequences", "val-001",
+          "--backbone", "resnet18", "--max-interactions", "2", "--scale", "0.5"])
+    assert (tmp_path / "summary.json").is_file() and (tmp_path / "per_sequence.csv").is_file()
+    assert "AUC" in capsys.readouterr().out
+
+
+def test_bad_inputs_are_one_line_errors(robot_root, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(robot_root, broken)
+    shutil.rmtree(broken / "Scribbles" / "val-000")
+    with pytest.raises(StmError, match="001.json"):
+        plan_tables(broken, "val", None)
+    (broken / "Annotations" / "480p" / "val-001" / "00001.png").unlink()
+    with pytest.raises(StmError, match="00001.png"):
+        plan_tables(broken, "val", ["val-001"])
+    shutil.rmtree(broken / "Annotations" / "480p" / "val-001")
+    with pytest.raises(StmError, match="no annotations"):
+        plan_tables(broken, "val", ["val-001"])
+    shutil.rmtree(broken / "Scribbles")
+    with pytest.raises(StmError, match="no Scribbles folder"):
+        main(["--root", str(broken), "--output", str(tmp_path / "out"), "--backbone", "resnet18"])
+    greyscale = tmp_path / "grey"
+    shutil.copytree(robot_root, greyscale)
+    Image.fromarray(np.zeros((48, 64), dtype=np.uint8), mode="L").save(
+        greyscale / "Annotations" / "480p" / "val-000" / "00000.png"
+    )
+    with pytest.raises(StmError, match="palette"):
+        plan_tables(greyscale, "val", ["val-000"])
+
+
+def test_semi_weights_are_refused(robot_root, tmp_path):
+    weights = tmp_path / "semi.pth"
+    save_checkpoint(weights, STM("semi", "resnet18"))
+    with pytest.raises(StmError, match="semi"):
+        main(["--root", str(robot_root), "--output", str(tmp_path / "out"), "--weights", str(weights)])
+
+
+def test_cli_prints_one_line_and_exits_1(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "Annotations" / "480p").mkdir(parents=True)
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, str(root / "eval_interactive.py"), "--root", str(tmp_path), "--output", str(tmp_path / "o")],
+        capture_output=True, text=True, cwd=root, env={"PYTHONPATH": str(root), "PATH": ""},
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path}: no Scribbles folder")

@@ -1,0 +1,96 @@
+"""Interactive training step: rounds of scribbles, memory of scribbled frames, learning, validation."""
+
+import numpy as np
+import pytest
+import torch
+
+from stm.config import LossConfig
+from stm.data.clips import ClipBatch
+from stm.model.stm import STM
+from stm.train.interactive_step import InteractiveClipStep, simulate_session
+from stm.train.losses import SegmentationLoss
+from stm.train.steps import CLIP_STEPS
+from stm.train.trainer import clip_step
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def clip_batch(batch=2, frames=3, height=48, width=64) -> ClipBatch:
+    """Two objects moving right on a textured background."""
+    torch.manual_seed(0)
+    images = torch.rand(batch, frames, 3, height, width) * 0.3
+    labels = torch.zeros(batch, frames, height, width, dtype=torch.long)
+    for t in range(frames):
+        labels[:, t, 8:26, 4 + 4 * t : 24 + 4 * t] = 1
+        labels[:, t, 28:44, 30 + 3 * t : 52 + 3 * t] = 2
+    images[:, :, 0] += 0.6 * (labels == 1)
+    images[:, :, 2] += 0.6 * (labels == 2)
+    return ClipBatch(images, labels, torch.ones(batch, 2, dtype=torch.bool))
+
+
+class Counting(STM):
+    def __init__(self):
+        super().__init__("interactive", "resnet18")
+        self.query_frames, self.memory_frames = 0, 0
+
+    def encode_query(self, frame):
+        self.query_frames += frame.shape[0]
+        return super().encode_query(frame)
+
+    def encode_memory(self, frame, masks, scribbles=None):
+        self.memory_frames += frame.shape[0]
+        assert scribbles is not None and scribbles.shape[:3] == (frame.shape[0], masks.shape[1], 2)
+        return super().encode_memory(frame, masks, scribbles)
+
+
+def test_step_is_registered_and_plays_one_round_per_frame():
+    model = Counting()
+    step = clip_step("interactive", model, SegmentationLoss(LossConfig()))
+    assert isinstance(step, InteractiveClipStep) and "interactive" in CLIP_STEPS
+    batch = clip_batch()
+    output = step(batch, 0)
+    assert output.loss.ndim == 0 and torch.isfinite(output.loss)
+    assert output.probs.shape == (2, 2, 3, 48, 64)  # the trainer's overlay shape: frames 2..T
+    assert model.query_frames == 2 * 3  # each clip frame encoded once, shared by 3 rounds
+    assert model.memory_frames == 2 * 3  # one scribbled frame per clip per round
+    assert len(step.round_iou) == 3
+    output.loss.backward()
+    assert model.memory_encoder.trunk.extra_stem.weight.grad.abs().sum() > 0
+
+
+def test_semi_model_is_refused():
+    with pytest.raises(ValueError, match="interactive"):
+        InteractiveClipStep(STM("semi", "resnet18"), SegmentationLoss(LossConfig()))
+
+
+def test_a_few_steps_on_one_clip_lower_the_loss():
+    torch.manual_seed(0)
+    model = STM("interactive", "resnet18")
+    step = InteractiveClipStep(model, SegmentationLoss(LossConfig()))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batch = clip_batch(batch=1, frames=2)
+    losses = []
+    for index in range(10):
+        optimizer.zero_grad()
+        loss = step(batch, index).loss
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_simulated_session_scores_every_round():
+    batch = clip_batch(batch=1, frames=5)
+    frames = [(f.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for f in batch.frames[0].clamp(0, 1)]
+    labels = [label.numpy().astype(np.uint8) for label in batch.labels[0]]
+    results = simulate_session(STM("interactive", "resnet18").eval(), frames, labels, 3, np.random.default_rng(0))
+    assert len(results) == 3
+    for j, f in results:
+        assert j.shape == f.shape == (2, 5)
+        assert ((0 <= j) & (j <= 1)).all() and ((0 <= f) & (f <= 1)).all()
