@@ -18,7 +18,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stm.data.io import atomic_write, davis_sequence, davis_sequence_names, read_frame, read_mask, write_frame, write_mask
+from stm.data.io import (
+    atomic_write,
+    davis_sequence,
+    davis_sequence_names,
+    read_frame,
+    read_mask,
+    write_frame,
+    write_mask,
+)
 from stm.data.scribbles import scribble_path, to_davis_json
 from stm.errors import StmError
 
@@ -44,7 +52,9 @@ def convert_sequence(source: Path, target: Path, name: str, scale: float, rng: n
     sequence = davis_sequence(source, name)
     absent = [index for index in range(len(sequence)) if index not in sequence.masks]
     if absent:
-        raise StmError(f"{source / 'Annotations' / '480p' / name}: no annotation for frame {sequence.frames[absent[0]].name}")
+        raise StmError(
+            f"{source / 'Annotations' / '480p' / name}: no annotation for frame {sequence.frames[absent[0]].name}"
+        )
     labels = []
     for index, frame_path in enumerate(sequence.frames):
         frame, mask = read_frame(frame_path), read_mask(sequence.masks[index])

@@ -44,7 +44,10 @@ def _walk(skeleton: np.ndarray, start: tuple[int, int], steps: int, rng: np.rand
         options = [
             (y + dy, x + dx)
             for dy, dx in _NEIGHBOURS
-            if 0 <= y + dy < height and 0 <= x + dx < width and skeleton[y + dy, x + dx] and (y + dy, x + dx) not in seen
+            if 0 <= y + dy < height
+            and 0 <= x + dx < width
+            and skeleton[y + dy, x + dx]
+            and (y + dy, x + dx) not in seen
         ]
         if not options:
             break
@@ -94,7 +97,11 @@ def scribble_map(region: np.ndarray, rng: np.random.Generator, thickness: int = 
 
 
 def correction_maps(
-    prediction: np.ndarray, truth: np.ndarray, num_objects: int, rng: np.random.Generator, thickness: int = 1,
+    prediction: np.ndarray,
+    truth: np.ndarray,
+    num_objects: int,
+    rng: np.random.Generator,
+    thickness: int = 1,
     min_area: int = 16,
 ) -> np.ndarray:
     """Scribbles that correct `prediction` towards `truth` (both [H, W] object ids) on one frame.
@@ -153,7 +160,9 @@ def scribbled_frames(scribbles: dict) -> list[int]:
     return [index for index, strokes in enumerate(scribbles["scribbles"]) if strokes]
 
 
-def to_davis_json(sequence: str, num_frames: int, frame: int, paths: dict[int, np.ndarray], height: int, width: int) -> dict:
+def to_davis_json(
+    sequence: str, num_frames: int, frame: int, paths: dict[int, np.ndarray], height: int, width: int
+) -> dict:
     """DAVIS scribble JSON with `paths[object_id]` ((y, x) pixel paths) drawn on `frame`, normalised as
     the DAVIS robot normalises them (x / W, y / H)."""
     now = time.time()
