@@ -236,6 +236,7 @@ def load_model(path: str | os.PathLike, mode: str | None = None, read_kernel: st
     stored_mode = stored_mode or found_mode or mode or "semi"
     if mode is not None and stored_mode != mode:
         raise StmError(f"{path}: weights are for the {stored_mode} model, but a {mode} model is needed")
-    model = STM(stored_mode, checkpoint.get("backbone") or backbone, read_kernel)
+    decoder_channels = state["decoder.compress.weight"].shape[0] if "decoder.compress.weight" in state else 256
+    model = STM(stored_mode, checkpoint.get("backbone") or backbone, read_kernel, decoder_channels)
     _load_state(model, state, stored_mode, path)
     return model.eval(), checkpoint

@@ -64,9 +64,13 @@ def to_tokens(x: Tensor) -> Tensor:
 
 class STM(nn.Module):
     """mode: "semi" (memory sees mask + other objects) or "interactive" (mask + scribble maps).
-    backbone: resnet50 (the paper's), resnet34 or resnet18. read_kernel: "sdpa" or "bmm"."""
+    backbone: resnet50 (the paper's), resnet34 or resnet18. read_kernel: "sdpa" or "bmm".
+    decoder_channels: width of the refinement decoder (256, the paper's); the decoder runs per object at
+    1/4 resolution and dominates training cost, so CPU demos use a narrower one (e.g. 64)."""
 
-    def __init__(self, mode: str = "semi", backbone: str = "resnet50", read_kernel: str = "sdpa"):
+    def __init__(
+        self, mode: str = "semi", backbone: str = "resnet50", read_kernel: str = "sdpa", decoder_channels: int = 256
+    ):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
@@ -77,12 +81,13 @@ class STM(nn.Module):
         self.mode = mode
         self.backbone = backbone
         self.read_kernel = read_kernel
+        self.decoder_channels = decoder_channels
         c2, c3, c4 = TRUNK_CHANNELS[backbone]
         self.query_encoder = ResNetTrunk(backbone)
         self.memory_encoder = MemoryEncoder(mode, backbone)
         self.query_kv = KeyValue(c4)
         self.memory_kv = KeyValue(c4)
-        self.decoder = Decoder(2 * self.query_kv.value.out_channels, c3, c2)
+        self.decoder = Decoder(2 * self.query_kv.value.out_channels, c3, c2, decoder_channels)
 
     def encode_query(self, frame: Tensor) -> QueryFeatures:
         """frame: [B, 3, H, W] in [0, 1]."""

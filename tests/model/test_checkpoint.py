@@ -193,3 +193,15 @@ def test_no_imagenet_weights_means_one_warning_and_random_init(caplog):
     load_imagenet_weights(model, None)
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "random init" in warnings[0].getMessage()
+
+
+def test_a_narrow_decoder_round_trips_through_load_model(tmp_path):
+    model = STM(backbone="resnet18", decoder_channels=64)
+    assert model.decoder.compress.out_channels == 64
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in STM(backbone="resnet18").parameters())
+    path = tmp_path / "latest.pth"
+    save_checkpoint(path, model)
+    restored, _ = load_model(path)
+    assert restored.decoder_channels == 64
+    for key, value in model.state_dict().items():
+        assert torch.equal(restored.state_dict()[key], value), key
