@@ -33,6 +33,7 @@ class ModelConfig:
     mode: str = "semi"  # semi | interactive
     backbone: str = "resnet50"  # resnet50 (the paper's) | resnet34 | resnet18
     read_kernel: str = "sdpa"  # sdpa | bmm
+    decoder_channels: int = 256  # the paper's; a narrower decoder (e.g. 64) makes CPU demos ~3x cheaper per step
     imagenet_weights: str | None = None  # torchvision's resnet*.pth; None: random init (with a warning)
     init_weights: str | None = None  # a checkpoint to start from (stage 2 from stage 1, or the official weights)
 
@@ -40,6 +41,8 @@ class ModelConfig:
         choose("model.mode", self.mode, ("semi", "interactive"))
         choose("model.backbone", self.backbone, ("resnet50", "resnet34", "resnet18"))
         choose("model.read_kernel", self.read_kernel, ("sdpa", "bmm"))
+        if self.decoder_channels < 8:
+            raise StmError(f"model.decoder_channels: {self.decoder_channels} must be >= 8")
 
 
 def _check_range(key: str, value: list[float], low: float | None = None) -> None:
@@ -215,6 +218,8 @@ class ValConfig:
     every_steps: int = 0  # 0: only at the end
     every_minutes: float = 0.0  # also every this many minutes of training (0: off)
     final: bool = True  # validate when training stops
+    bn_batches: int = 10  # trainable BatchNorm: re-estimate its running statistics over this many training
+    # batches before each validation (0: off); from random init the momentum averages lag far behind
 
     def check(self, key: str) -> None:
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 16):

@@ -38,8 +38,10 @@ def build_sources(config: Config) -> tuple[list, list[float]]:
     return sources, weights
 
 
-def build_loader(config: Config, rank: int, start: int) -> torch.utils.data.DataLoader:
-    """Batches for steps start..train.steps-1 of this process."""
+def build_loader(
+    config: Config, rank: int, start: int, stop: int | None = None, workers: int | None = None
+) -> torch.utils.data.DataLoader:
+    """Batches for steps start..stop-1 (default train.steps-1) of this process."""
     sources, weights = build_sources(config)
     sampler = ClipSampler(
         [len(s) for s in sources],
@@ -49,9 +51,9 @@ def build_loader(config: Config, rank: int, start: int) -> torch.utils.data.Data
         seed=config.train.seed,
         rank=rank,
         start=start,
-        stop=config.train.steps,
+        stop=config.train.steps if stop is None else stop,
     )
-    workers = config.data.workers
+    workers = config.data.workers if workers is None else workers
     return torch.utils.data.DataLoader(
         ClipDataset(sources),
         batch_sampler=sampler,

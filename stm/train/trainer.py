@@ -142,7 +142,8 @@ class Trainer:
         self.folder = RunFolder(run_dir, config.run.keep_last)
         self.seed_everything(train.seed + self.dist.rank)
 
-        self.model = STM(config.model.mode, config.model.backbone, config.model.read_kernel)
+        model = config.model
+        self.model = STM(model.mode, model.backbone, model.read_kernel, model.decoder_channels)
         self.pretrained = bool(config.model.imagenet_weights or config.model.init_weights)
         self.freeze_bn = self.pretrained if train.freeze_bn is None else train.freeze_bn
         self.step_module = clip_step(train.step, self.model, SegmentationLoss(train.loss))
@@ -373,10 +374,32 @@ class Trainer:
         self.writer.add_scalar("train/hard_fraction", hard_fraction(self.config.train.loss, self.step), self.step)
         self.writer.add_scalar("train/steps_per_second", steps_per_second, self.step)
 
+    def recalibrate_batchnorm(self, batches: int) -> None:
+        """Precise BatchNorm: replaces the running statistics by their plain average over `batches`
+        training batches (forward only). Trained from random init with small batches, the momentum
+        averages trail the weights so far that eval-mode inference lost half its J&F in our demo runs
+        (0.17 against 0.52 with fresh statistics, same weights)."""
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # cumulative average
+        step = self.step_module.module if isinstance(self.step_module, DistributedDataParallel) else self.step_module
+        loader = build_loader(self.config, self.dist.rank, self.step, stop=self.step + batches, workers=0)
+        self.model.train()
+        with torch.no_grad(), self.autocast():
+            for batch in loader:
+                if len(batch):
+                    step(batch.to(self.device), self.step)
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+
     def run_validation(self, validate: Validator) -> dict[str, float] | None:
         """Rank 0 validates while the others wait; the point joins the J&F-versus-minutes curve."""
         point = None
         if self.dist.is_main:
+            if not self.freeze_bn and self.config.val.bn_batches > 0:
+                self.recalibrate_batchnorm(self.config.val.bn_batches)
             self.model.eval()
             with torch.inference_mode(), self.autocast():
                 scores = validate(self.model, self.step)

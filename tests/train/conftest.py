@@ -16,9 +16,10 @@ def tiny_videos(tmp_path_factory) -> Path:
 
 
 def tiny_overrides(videos: Path, run_dir: Path, steps: int = 3) -> list[str]:
-    """Settings of a run that takes seconds: resnet18, 32x48 clips of 3 frames, batch 2, no workers."""
+    """A run that takes seconds: resnet18, narrow decoder, 32x48 clips of 3 frames, batch 2, no workers."""
     return [
         "model.backbone=resnet18",
+        "model.decoder_channels=32",
         f"data.video=[{{root: {videos}, split: train}}]",
         "data.size=[32,48]",
         "data.workers=0",

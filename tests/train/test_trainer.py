@@ -37,7 +37,7 @@ def test_a_resumed_run_ends_in_the_same_state_as_an_uninterrupted_one(tiny_video
 
 
 def test_batchnorm_is_frozen_from_pretrained_weights_and_trains_from_random_init(tiny_videos, tmp_path):
-    save_checkpoint(tmp_path / "init.pth", STM("semi", "resnet18"))
+    save_checkpoint(tmp_path / "init.pth", STM("semi", "resnet18", decoder_channels=32))
     init = [f"model.init_weights={tmp_path / 'init.pth'}"]
     pretrained = Trainer(tiny_config(tiny_videos, tmp_path / "a", extra=init), tmp_path / "a")
     pretrained.setup()
@@ -46,6 +46,25 @@ def test_batchnorm_is_frozen_from_pretrained_weights_and_trains_from_random_init
     scratch = Trainer(tiny_config(tiny_videos, tmp_path / "b"), tmp_path / "b")
     scratch.setup()
     assert scratch.model.query_encoder.bn1.training and scratch.model.query_encoder.bn1.weight.requires_grad
+
+
+def test_batchnorm_recalibration_replaces_stale_running_statistics_and_nothing_else(tiny_videos, tmp_path):
+    trainer = Trainer(tiny_config(tiny_videos, tmp_path), tmp_path)
+    trainer.setup()
+    norms = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.running_mean.fill_(100.0)
+        norm.running_var.fill_(1e-3)
+    weights = {k: v.clone() for k, v in trainer.model.named_parameters()}
+    trainer.recalibrate_batchnorm(2)
+    bn1 = trainer.model.query_encoder.bn1
+    assert bn1.running_mean.abs().max() < 10 and bn1.running_var.min() > 1e-3
+    assert all(norm.momentum == 0.1 for norm in norms)
+    assert all(torch.equal(weights[k], v) for k, v in trainer.model.named_parameters())
+    # the plain average over the two batches: a third pass with momentum None over the same data agrees
+    first = bn1.running_mean.clone()
+    trainer.recalibrate_batchnorm(2)
+    assert torch.allclose(first, bn1.running_mean, atol=1e-5)
 
 
 class NanStep(SemiClipStep):
