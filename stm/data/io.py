@@ -88,10 +88,14 @@ def write_mask(path: str | os.PathLike, ids: np.ndarray, palette: bytes = DAVIS_
 
 
 def write_frame(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> None:
-    """Writes an RGB uint8 frame (JPEG or PNG by suffix), atomically."""
+    """Writes an RGB uint8 frame (JPEG or PNG by suffix), atomically. JPEG quality 100 also keeps
+    the colour at full resolution (4:4:4): near-lossless, for data made here (stm.data.synthetic)."""
     image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
-    fmt = "JPEG" if Path(path).suffix.lower() in (".jpg", ".jpeg") else "PNG"
-    atomic_write(Path(path), lambda tmp: image.save(tmp, format=fmt, quality=quality))
+    if Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        options = {"format": "JPEG", "quality": quality, **({"subsampling": 0} if quality >= 100 else {})}
+    else:
+        options = {"format": "PNG"}
+    atomic_write(Path(path), lambda tmp: image.save(tmp, **options))
 
 
 @dataclass

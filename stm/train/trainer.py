@@ -168,6 +168,8 @@ class Trainer:
     def setup(self) -> None:
         """Resumes from the run folder, or initialises weights (ImageNet trunks, init_weights)."""
         self.model.to(self.device)
+        if self.config.train.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         resume = self.folder.has_checkpoint()
         checkpoint = self.folder.load_latest() if resume else None
         if checkpoint is not None:

@@ -1,7 +1,7 @@
 import numpy as np
 
 from stm.data.io import davis_sequence, davis_sequence_names, read_frame, read_mask
-from stm.data.synthetic import SyntheticSpec, ensure_synthetic_davis, render_video
+from stm.data.synthetic import SyntheticSpec, ensure_synthetic_davis, render_video, write_davis_sequence
 
 SMALL = SyntheticSpec(height=64, width=96, min_frames=8, max_frames=10)
 
@@ -32,3 +32,13 @@ def test_generation_is_deterministic_and_happens_once(tmp_path):
     assert (root / "synthetic.json").stat().st_mtime_ns == stamp  # not regenerated
     again = ensure_synthetic_davis(tmp_path / "other", SMALL, train=2, val=1, seed=5)
     assert np.array_equal(read_mask(davis_sequence(again, "val-000").masks[3]), first)
+
+
+def test_frames_are_stored_near_losslessly(tmp_path):
+    frames, labels = render_video(np.random.default_rng(7), SMALL)
+    write_davis_sequence(tmp_path, "v", frames[:3], labels[:3])
+    sequence = davis_sequence(tmp_path, "v")
+    for t in range(3):
+        error = np.abs(read_frame(sequence.frames[t]).astype(float) - frames[t]).mean()
+        assert error < 1.0  # quality 95 with 4:2:0 colour is about 5 levels off on such frames
+        assert np.array_equal(read_mask(sequence.masks[t]), labels[t])
