@@ -28,7 +28,7 @@ SPLITS = ("train", "val")
 # JPEG quality of the generated frames. 100 (with full-resolution colour) is near-lossless (mean error
 # 0.5 of 255 at 64x112); at quality 95 with 4:2:0 colour (error 5.3) the objects of small frames are
 # only a few 8x8 blocks across, and the demo learned far less from them: held-out J&F 0.37 against
-# X.XX after the same 650 steps.
+# 0.51 from lossless frames of the same videos after the same 650 steps.
 FRAME_QUALITY = 100
 
 
