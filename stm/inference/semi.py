@@ -88,6 +88,9 @@ class SemiSupervisedSession:
         self.mem_every = mem_every
         self.device = next(model.parameters()).device
         self.amp_dtype = autocast_dtype(self.device, amp)
+        # Objects one at a time on the CPU (same result, about the same speed, a lower peak memory);
+        # batched on a GPU, where one object alone leaves it idle.
+        self.objects_per_pass = 1 if self.device.type == "cpu" else 0
         self.channels_last = channels_last
         self.bank = MemoryBank(max_memory_frames)
         self.ids: list[int] = []  # object ids in channel (join) order
@@ -125,7 +128,7 @@ class SemiSupervisedSession:
             return
         index, x, masks, keep, protected = self._pending
         self._pending = None
-        key, value = self.model.encode_memory(x, masks)
+        key, value = self.model.encode_memory(x, masks, objects_per_pass=self.objects_per_pass)
         self.bank.add(index, key, value, keep=keep, protected=protected)
 
     def _segment(self, x: Tensor) -> Tensor:
@@ -133,7 +136,7 @@ class SemiSupervisedSession:
         query = self.model.encode_query(x)
         groups = self.bank.groups()
         readout = torch.cat([self.model.read(query, g.key, g.value) for g in groups], dim=1)
-        fg_logits = self.model.decode(query, readout)
+        fg_logits = self.model.decode(query, readout, objects_per_pass=self.objects_per_pass)
         return aggregate(fg_logits).softmax(dim=1)
 
     def _apply_given(self, probs: Tensor | None, labels: np.ndarray, size: torch.Size) -> Tensor:

@@ -8,6 +8,7 @@ work per extra object.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -54,11 +55,21 @@ class Decoder(nn.Module):
         self.refine_4 = Refine(r2_channels, channels)  # 1/8 -> 1/4
         self.predict = nn.Conv2d(channels, 2, kernel_size=3, padding=1)
 
-    def forward(self, readout: Tensor, r3: Tensor, r2: Tensor) -> Tensor:
+    def forward(self, readout: Tensor, r3: Tensor, r2: Tensor, objects_per_pass: int = 0) -> Tensor:
         """readout: [B * N, in, h, w]; r3, r2: [B, ...] query skip features. Returns [B * N, 2, 4h', 4w']
-        logits at the input resolution (the 1/4 prediction upsampled x4, bilinear)."""
+        logits at the input resolution (the 1/4 prediction upsampled x4, bilinear). objects_per_pass > 0
+        decodes that many objects at a time (same result): the 1/4-resolution layers of all objects at
+        once are the peak memory of inference on a CPU, where batching them buys no speed."""
+        skip_8, skip_4 = self.refine_8.project_skip(r3), self.refine_4.project_skip(r2)
+        batch = r3.shape[0]
+        if objects_per_pass <= 0 or objects_per_pass * batch >= readout.shape[0]:
+            return self._decode(readout, skip_8, skip_4)
+        parts = readout.unflatten(0, (batch, -1)).split(objects_per_pass, dim=1)
+        logits = [self._decode(part.flatten(0, 1), skip_8, skip_4).unflatten(0, (batch, -1)) for part in parts]
+        return torch.cat(logits, dim=1).flatten(0, 1)
+
+    def _decode(self, readout: Tensor, skip_8: Tensor, skip_4: Tensor) -> Tensor:
         x = self.res(self.compress(readout))
-        x = self.refine_8(self.refine_8.project_skip(r3), x)
-        x = self.refine_4(self.refine_4.project_skip(r2), x)
+        x = self.refine_4(skip_4, self.refine_8(skip_8, x))
         logits = self.predict(F.relu(x))
         return F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)

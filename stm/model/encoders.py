@@ -39,9 +39,13 @@ class MemoryEncoder(nn.Module):
         self.mode = mode
         self.trunk = ResNetTrunk(backbone, extra_channels=len(MEMORY_INPUTS[mode]))
 
-    def forward(self, image: Tensor, masks: Tensor, scribbles: Tensor | None = None) -> Tensor:
+    def forward(
+        self, image: Tensor, masks: Tensor, scribbles: Tensor | None = None, objects_per_pass: int = 0
+    ) -> Tensor:
         """image: [B, 3, H, W]; masks: [B, N, H, W] soft masks; scribbles: [B, N, 2, H, W] positive and
-        negative scribble maps (interactive mode only). Returns [B * N, C4, H/16, W/16]."""
+        negative scribble maps (interactive mode only). Returns [B * N, C4, H/16, W/16].
+        objects_per_pass > 0 runs the trunk on that many objects at a time (same result): on a CPU,
+        batching objects buys no speed and multiplies the peak memory of the full-resolution layers."""
         if self.mode == "semi":
             others = (masks.sum(dim=1, keepdim=True) - masks).clamp(0, 1)
             maps = torch.stack([masks, others], dim=2)
@@ -49,5 +53,8 @@ class MemoryEncoder(nn.Module):
             if scribbles is None:
                 raise ValueError("the interactive memory encoder needs scribble maps [B, N, 2, H, W]")
             maps = torch.cat([masks.unsqueeze(2), scribbles], dim=2)
-        r4, _, _ = self.trunk(image, maps.flatten(0, 1).to(image.dtype))
-        return r4
+        maps = maps.to(image.dtype)
+        if objects_per_pass <= 0 or objects_per_pass >= maps.shape[1]:
+            return self.trunk(image, maps.flatten(0, 1))[0]
+        parts = [self.trunk(image, part.flatten(0, 1))[0] for part in maps.split(objects_per_pass, dim=1)]
+        return torch.cat([part.unflatten(0, (image.shape[0], -1)) for part in parts], dim=1).flatten(0, 1)

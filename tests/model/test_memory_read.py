@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from stm.model.memory_read import memory_read
+from stm.model.memory_read import CPU_QUERY_CHUNK, memory_read
 
 
 def reference_read(query_key, memory_key, memory_value):
@@ -28,6 +28,16 @@ def test_both_kernels_agree_with_the_paper_formula(objects, memory_frames):
         got = memory_read(query_key, memory_key, memory_value, kernel)
         assert got.shape == (2, objects, hw, 512)
         assert torch.allclose(got, expected, atol=1e-5), kernel
+
+
+def test_a_query_larger_than_the_cpu_chunk_reads_the_same():
+    torch.manual_seed(2)
+    hw = 2 * CPU_QUERY_CHUNK + 37  # three chunks, the last one partial
+    query_key = torch.randn(1, hw, 128)
+    memory_key, memory_value = torch.randn(1, 2, 300, 128), torch.randn(1, 2, 300, 512)
+    got = memory_read(query_key, memory_key, memory_value, "sdpa")
+    assert got.shape == (1, 2, hw, 512)
+    assert torch.allclose(got, reference_read(query_key, memory_key, memory_value), atol=1e-5)
 
 
 def test_kernels_agree_with_each_other_to_1e_5():

@@ -81,6 +81,30 @@ def test_objects_are_segmented_independently_before_aggregation(small_model):
     assert torch.allclose(all_three.fg_logits[:, 1], second_only.fg_logits[:, 0], atol=1e-4)
 
 
+@pytest.mark.parametrize("per_pass", [1, 2])
+def test_memory_encoding_in_object_chunks_equals_one_batch(small_model, per_pass):
+    torch.manual_seed(1)
+    frames, masks = torch.rand(2, 3, 40, 56), torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        key, value = small_model.encode_memory(frames, masks)
+        chunked = small_model.encode_memory(frames, masks, objects_per_pass=per_pass)
+    torch.testing.assert_close(chunked[0], key, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(chunked[1], value, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("per_pass", [1, 2])
+def test_decoding_in_object_chunks_equals_one_batch(small_model, per_pass):
+    torch.manual_seed(2)
+    frames, masks = torch.rand(2, 3, 40, 56), torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        query = small_model.encode_query(frames)
+        readout = small_model.read(query, *small_model.encode_memory(frames, masks))
+        whole = small_model.decode(query, readout)
+        chunked = small_model.decode(query, readout, objects_per_pass=per_pass)
+    assert whole.shape == (2, 3, 40, 56)
+    torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-5)
+
+
 def test_interactive_memory_needs_scribbles():
     model = STM("interactive", backbone="resnet18").eval()
     frame = torch.rand(1, 3, 32, 48)
