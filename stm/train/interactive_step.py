@@ -1,6 +1,7 @@
 """Interactive training: simulated rounds of scribbles on a clip (train.step: interactive).
 
-Each clip of T frames plays T rounds of the interactive protocol, as the DAVIS robot plays them:
+Each clip of T frames plays min(T, rounds) rounds (3 by default, as validation plays) of the interactive
+protocol, as the DAVIS robot plays them:
 
 - round 1: scribbles from the ground truth on an empty mask, on a random frame (one stroke inside
   each object, one on the background);
@@ -10,6 +11,10 @@ Each clip of T frames plays T rounds of the interactive protocol, as the DAVIS r
   (empty in round 1, the previous prediction later) and its scribble maps;
 - every round segments every frame (the scribbled ones included) from that memory; the loss is the
   mean over rounds and frames. Query encodings are computed once per clip and shared by the rounds.
+
+Clips longer than the rounds keep frames that are never scribbled, so the network also learns to carry
+corrections to frames outside its memory, as it must on a whole video; with T = rounds every frame is
+in memory by the last round.
 
 The predictions that steer the next round's scribbles are detached: the network learns to correct
 a given mistake, not to make mistakes that are easy to scribble on.
@@ -58,11 +63,11 @@ def frame_iou(prediction: Tensor, labels: Tensor, objects: int) -> Tensor:
 class InteractiveClipStep(nn.Module):
     """T simulated rounds per clip of T frames (see the module docstring)."""
 
-    def __init__(self, model: STM, loss: SegmentationLoss, thickness: int = 1):
+    def __init__(self, model: STM, loss: SegmentationLoss, thickness: int = 1, rounds: int = 3):
         super().__init__()
         if model.mode != "interactive":
             raise ValueError("train.step interactive needs model.mode: interactive")
-        self.model, self.loss, self.thickness = model, loss, thickness
+        self.model, self.loss, self.thickness, self.rounds = model, loss, thickness, rounds
         self.round_iou: list[float] = []  # mean IoU of each round's prediction, last step (for logs and tests)
 
     def forward(self, batch: ClipBatch, step: int) -> StepOutput:
@@ -78,7 +83,7 @@ class InteractiveClipStep(nn.Module):
         prediction = np.zeros_like(labels, dtype=np.uint8)
         scribbled = np.zeros((batch_size, length), dtype=bool)
         keys, values, losses, self.round_iou = [], [], [], []
-        for round_index in range(length):
+        for round_index in range(min(self.rounds, length)):
             chosen = self._pick_frames(round_index, batch.labels, prediction, scribbled, objects, rng)
             maps = np.stack([
                 first_round_maps(labels[b, f], objects, rng, self.thickness) if round_index == 0

@@ -49,7 +49,7 @@ class Counting(STM):
         return super().encode_memory(frame, masks, scribbles)
 
 
-def test_step_is_registered_and_plays_one_round_per_frame():
+def test_step_is_registered_and_plays_one_round_per_frame_of_a_short_clip():
     model = Counting()
     step = clip_step("interactive", model, SegmentationLoss(LossConfig()))
     assert isinstance(step, InteractiveClipStep) and "interactive" in CLIP_STEPS
@@ -62,6 +62,14 @@ def test_step_is_registered_and_plays_one_round_per_frame():
     assert len(step.round_iou) == 3
     output.loss.backward()
     assert model.memory_encoder.trunk.extra_stem.weight.grad.abs().sum() > 0
+
+
+def test_a_clip_longer_than_the_rounds_keeps_unscribbled_frames():
+    model = Counting()
+    step = clip_step("interactive", model, SegmentationLoss(LossConfig()))
+    output = step(clip_batch(frames=5), 0)
+    assert model.query_frames == 2 * 5 and model.memory_frames == 2 * 3  # 3 rounds: 2 frames never scribbled
+    assert len(step.round_iou) == 3 and output.probs.shape[:2] == (2, 4)
 
 
 def test_semi_model_is_refused():
