@@ -8,9 +8,10 @@ work per extra object.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from stm.model.object_chunks import in_object_chunks
 
 
 class ResBlock(nn.Module):
@@ -61,12 +62,8 @@ class Decoder(nn.Module):
         decodes that many objects at a time (same result): the 1/4-resolution layers of all objects at
         once are the peak memory of inference on a CPU, where batching them buys no speed."""
         skip_8, skip_4 = self.refine_8.project_skip(r3), self.refine_4.project_skip(r2)
-        batch = r3.shape[0]
-        if objects_per_pass <= 0 or objects_per_pass * batch >= readout.shape[0]:
-            return self._decode(readout, skip_8, skip_4)
-        parts = readout.unflatten(0, (batch, -1)).split(objects_per_pass, dim=1)
-        logits = [self._decode(part.flatten(0, 1), skip_8, skip_4).unflatten(0, (batch, -1)) for part in parts]
-        return torch.cat(logits, dim=1).flatten(0, 1)
+        objects = readout.unflatten(0, (r3.shape[0], -1))
+        return in_object_chunks(lambda part: self._decode(part, skip_8, skip_4), objects, objects_per_pass)
 
     def _decode(self, readout: Tensor, skip_8: Tensor, skip_4: Tensor) -> Tensor:
         x = self.res(self.compress(readout))

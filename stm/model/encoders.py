@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from stm.model.backbone import ResNetTrunk
+from stm.model.object_chunks import in_object_chunks
 
 KEY_CHANNELS = 128
 VALUE_CHANNELS = 512
@@ -53,8 +54,4 @@ class MemoryEncoder(nn.Module):
             if scribbles is None:
                 raise ValueError("the interactive memory encoder needs scribble maps [B, N, 2, H, W]")
             maps = torch.cat([masks.unsqueeze(2), scribbles], dim=2)
-        maps = maps.to(image.dtype)
-        if objects_per_pass <= 0 or objects_per_pass >= maps.shape[1]:
-            return self.trunk(image, maps.flatten(0, 1))[0]
-        parts = [self.trunk(image, part.flatten(0, 1))[0] for part in maps.split(objects_per_pass, dim=1)]
-        return torch.cat([part.unflatten(0, (image.shape[0], -1)) for part in parts], dim=1).flatten(0, 1)
+        return in_object_chunks(lambda part: self.trunk(image, part)[0], maps.to(image.dtype), objects_per_pass)

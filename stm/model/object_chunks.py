@@ -1,0 +1,18 @@
+"""Per-object layers run on a few objects at a time: the same result with a lower peak memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+
+def in_object_chunks(run: Callable[[Tensor], Tensor], items: Tensor, per_pass: int) -> Tensor:
+    """items [B, N, ...] -> run's output for all B * N items, [B * N, ...] in (batch, object) order,
+    calling run on [B * n, ...] with n = per_pass objects at a time (all at once when per_pass <= 0)."""
+    batch, objects = items.shape[:2]
+    if per_pass <= 0 or per_pass >= objects:
+        return run(items.flatten(0, 1))
+    parts = [run(part.flatten(0, 1)).unflatten(0, (batch, -1)) for part in items.split(per_pass, dim=1)]
+    return torch.cat(parts, dim=1).flatten(0, 1)
