@@ -263,8 +263,8 @@ class Trainer:
         with self.autocast():
             output = self.step_module(batch, self.step)
         self.scaler.scale(output.loss).backward()
-        loss_sum = output.loss.detach().float()
-        total = self.dist.all_reduce_sum(torch.stack([loss_sum, torch.ones_like(loss_sum)]))
+        step_loss = output.loss.detach().float()
+        total = self.dist.all_reduce_sum(torch.stack([step_loss, torch.ones_like(step_loss)]))
         loss = float(total[0] / total[1])
         finite = bool(np.isfinite(loss))
         if self.config.train.grad_clip > 0 and finite:
