@@ -228,6 +228,20 @@ class ValConfig:
 
 
 @dataclass
+class InteractiveConfig:
+    """The simulated interaction protocol, shared by the interactive training step and its validation."""
+
+    rounds: int = 3  # interactions played per clip (at most its length) and per held-out video
+    scribble_thickness: int = 3  # stroke width in pixels at the training size (1-pixel strokes were too
+    # faint at 64x112 for later rounds to beat round 1; README "Interactive mode")
+
+    def check(self, key: str) -> None:
+        for name in ("rounds", "scribble_thickness"):
+            if getattr(self, name) < 1:
+                raise StmError(f"interactive.{name}: {getattr(self, name)} must be >= 1")
+
+
+@dataclass
 class RunConfig:
     dir: str | None = None  # None: checkpoints/<config file stem>
     save_every_steps: int = 1000
@@ -243,6 +257,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     val: ValConfig = field(default_factory=ValConfig)
+    interactive: InteractiveConfig = field(default_factory=InteractiveConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from stm.config import InteractiveConfig
 from stm.data.io import read_frame
 from stm.data.scribbles import davis_json_maps, scribbled_frames
 from stm.errors import StmError
@@ -44,20 +45,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale", type=float, default=1.0, help="working size as a fraction of the annotations'")
     parser.add_argument("--backbone", default="resnet50", help="backbone of the random-init model (no --weights)")
     parser.add_argument("--batch", type=int, default=8, help="frames segmented per network call")
-    parser.add_argument("--thickness", type=int, default=1, help="scribble stroke width in working-size pixels")
+    parser.add_argument(
+        "--thickness", type=int, default=None,
+        help="scribble stroke width in working-size pixels (default: the width the checkpoint trained with)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     return parser
 
 
-def load_interactive_model(weights: str | None, backbone: str, device: str) -> STM:
+def load_interactive_model(weights: str | None, backbone: str, device: str) -> tuple[STM, int]:
+    """The model and the scribble width it trained with (interactive.scribble_thickness of its run's config;
+    the config default for other weights)."""
     if device == "cuda" and not torch.cuda.is_available():
         raise StmError("--device cuda: no CUDA device is available")
+    thickness = InteractiveConfig.scribble_thickness
     if weights:
-        model, _ = load_model(weights, mode="interactive")
+        model, checkpoint = load_model(weights, mode="interactive")
+        protocol = (checkpoint.get("config") or {}).get("interactive") or {}
+        thickness = protocol.get("scribble_thickness", thickness)
     else:
         log.warning("no --weights: the interactive model has random weights; the scores only test the pipeline")
         model = STM("interactive", backbone).eval()
-    return model.to(device)
+    return model.to(device), thickness
 
 
 class Predictor:
@@ -93,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.scale <= 0 or args.scale > 1:
         raise StmError(f"--scale {args.scale}: must be in (0, 1]")
+    if args.thickness is not None and args.thickness < 1:
+        raise StmError(f"--thickness {args.thickness}: must be at least 1")
     if args.max_interactions < 1:
         raise StmError(f"--max-interactions {args.max_interactions}: must be at least 1")
     if args.threads:
@@ -100,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     root, output = Path(args.root), Path(args.output)
     sequences = [name for name in args.sequences.split(",") if name] if args.sequences else None
     plan = plan_tables(root, args.subset, sequences)  # every bad-input error before any work
-    model = load_interactive_model(args.weights, args.backbone, args.device)
-    predictor = Predictor(model, root, args.scale, args.batch, args.thickness)
+    model, trained_thickness = load_interactive_model(args.weights, args.backbone, args.device)
+    predictor = Predictor(model, root, args.scale, args.batch, args.thickness or trained_thickness)
     bar = tqdm(desc="sequences", unit="seq", total=len(plan[0]))
     started: list[str] = []
 

@@ -63,7 +63,7 @@ def frame_iou(prediction: Tensor, labels: Tensor, objects: int) -> Tensor:
 class InteractiveClipStep(nn.Module):
     """T simulated rounds per clip of T frames (see the module docstring)."""
 
-    def __init__(self, model: STM, loss: SegmentationLoss, thickness: int = 1, rounds: int = 3):
+    def __init__(self, model: STM, loss: SegmentationLoss, thickness: int = 3, rounds: int = 3):
         super().__init__()
         if model.mode != "interactive":
             raise ValueError("train.step interactive needs model.mode: interactive")
@@ -120,12 +120,17 @@ class InteractiveClipStep(nn.Module):
         return [int(row.argmin()) for row in iou]
 
 
-register_step("interactive", InteractiveClipStep)
+register_step(
+    "interactive",
+    lambda model, loss, config: InteractiveClipStep(
+        model, loss, config.interactive.scribble_thickness, config.interactive.rounds
+    ),
+)
 
 
 def simulate_session(
     model: STM, frames: list[np.ndarray], labels: list[np.ndarray], rounds: int, rng: np.random.Generator,
-    thickness: int = 1,
+    thickness: int = 3,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Plays `rounds` interactions on one video as the DAVIS robot would, with synthesised scribbles:
     round 1 on the frame where every object is best visible, later rounds on the worst frame (J&F)
@@ -156,9 +161,12 @@ def simulate_session(
     return results
 
 
-def make_interactive_validator(videos_loader: Callable[[], list], rounds: int = 3) -> Callable[[STM, int], dict]:
+def make_interactive_validator(
+    videos_loader: Callable[[], list], rounds: int = 3, thickness: int = 3
+) -> Callable[[STM, int], dict]:
     """validate(model, step) for the trainer: J&F after the last round (keys J&F, J, F), and J&F after
-    every round (J&F@1, J&F@2, ...) averaged over the objects of the held-out videos."""
+    every round (J&F@1, J&F@2, ...) averaged over the objects of the held-out videos; strokes of
+    `thickness` pixels, as the step trains with."""
     cache: list = []
 
     def validate(model: STM, step: int) -> dict[str, float]:
@@ -166,7 +174,7 @@ def make_interactive_validator(videos_loader: Callable[[], list], rounds: int = 
             cache.extend(videos_loader())
         per_round: list[list[tuple[float, float]]] = [[] for _ in range(rounds)]
         for index, (_name, frames, labels) in enumerate(cache):
-            results = simulate_session(model, frames, labels, rounds, np.random.default_rng(index))
+            results = simulate_session(model, frames, labels, rounds, np.random.default_rng(index), thickness)
             for r, (j, f) in enumerate(results):
                 per_round[r] += list(zip(j.mean(1), f.mean(1), strict=True))
         scores = {f"J&F@{r + 1}": float(np.mean([(j + f) / 2 for j, f in pairs])) for r, pairs in enumerate(per_round)}

@@ -4,8 +4,8 @@ the loss is averaged over frames 2..T.
 
 A step is an nn.Module whose forward runs the whole clip, so DistributedDataParallel sees one forward
 per step and synchronises every gradient of the model it wraps. Steps are registered by name in
-CLIP_STEPS (config key train.step); another module adds its own with `register_step`, e.g. the
-interactive step in stm/train/interactive_step.py.
+CLIP_STEPS (config key train.step) as factories of (model, loss, config); another module adds its own
+with `register_step`, e.g. the interactive step in stm/train/interactive_step.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from stm.config import Config
 from stm.data.clips import ClipBatch
 from stm.model.stm import STM
 from stm.train.losses import SegmentationLoss
@@ -51,8 +52,8 @@ class SemiClipStep(nn.Module):
         return StepOutput(torch.stack(losses).mean(), torch.stack(predictions, dim=1))
 
 
-StepFactory = Callable[[STM, SegmentationLoss], nn.Module]
-CLIP_STEPS: dict[str, StepFactory] = {"semi": SemiClipStep}
+StepFactory = Callable[[STM, SegmentationLoss, Config], nn.Module]
+CLIP_STEPS: dict[str, StepFactory] = {"semi": lambda model, loss, config: SemiClipStep(model, loss)}
 
 
 def register_step(name: str, factory: StepFactory) -> None:

@@ -67,7 +67,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
-def clip_step(name: str, model: STM, loss: SegmentationLoss) -> nn.Module:
+def clip_step(name: str, model: STM, loss: SegmentationLoss, config: Config) -> nn.Module:
     """The registered clip step `name`; stm.train.<name>_step is imported first if it exists."""
     if name not in CLIP_STEPS:
         try:
@@ -76,7 +76,7 @@ def clip_step(name: str, model: STM, loss: SegmentationLoss) -> nn.Module:
             pass
     if name not in CLIP_STEPS:
         raise StmError(f"train.step: {name!r} is not one of {', '.join(sorted(CLIP_STEPS))}")
-    return CLIP_STEPS[name](model, loss)
+    return CLIP_STEPS[name](model, loss, config)
 
 
 def freeze_batchnorm(model: nn.Module) -> None:
@@ -146,7 +146,7 @@ class Trainer:
         self.model = STM(model.mode, model.backbone, model.read_kernel, model.decoder_channels)
         self.pretrained = bool(config.model.imagenet_weights or config.model.init_weights)
         self.freeze_bn = self.pretrained if train.freeze_bn is None else train.freeze_bn
-        self.step_module = clip_step(train.step, self.model, SegmentationLoss(train.loss))
+        self.step_module = clip_step(train.step, self.model, SegmentationLoss(train.loss), config)
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)

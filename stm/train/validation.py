@@ -61,7 +61,10 @@ def make_validator(config: Config) -> Callable[[STM, int], dict[str, float]] | N
     if config.model.mode == "interactive":  # simulated interaction rounds instead of propagation
         from stm.train.interactive_step import make_interactive_validator
 
-        return make_interactive_validator(lambda: load_videos(config.val))
+        protocol = config.interactive
+        return make_interactive_validator(
+            lambda: load_videos(config.val), protocol.rounds, protocol.scribble_thickness
+        )
     cache: list = []
 
     def validate(model: STM, step: int) -> dict[str, float]:

@@ -9,11 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
+from stm.config import load_config, to_dict
 from stm.data.interactive_root import make_interactive_root
 from stm.data.synthetic import SyntheticSpec, ensure_synthetic_davis
 from stm.errors import StmError
 from stm.evaluation.davis_robot import per_sequence_table, plan_tables, run_session
-from stm.evaluation.interactive_eval import Predictor, main
+from stm.evaluation.interactive_eval import Predictor, load_interactive_model, main
 from stm.model.checkpoint import save_checkpoint
 from stm.model.stm import STM
 
@@ -112,6 +113,15 @@ def test_semi_weights_are_refused(robot_root, tmp_path):
     save_checkpoint(weights, STM("semi", "resnet18"))
     with pytest.raises(StmError, match="semi"):
         main(["--root", str(robot_root), "--output", str(tmp_path / "out"), "--weights", str(weights)])
+
+
+def test_strokes_default_to_the_width_the_checkpoint_trained_with(tmp_path):
+    weights = tmp_path / "interactive.pth"
+    config = load_config(None, ["model.mode=interactive", "interactive.scribble_thickness=5"])
+    save_checkpoint(weights, STM("interactive", "resnet18"), config=to_dict(config))
+    assert load_interactive_model(str(weights), "resnet18", "cpu")[1] == 5
+    save_checkpoint(weights, STM("interactive", "resnet18"))  # no run config (e.g. converted weights)
+    assert load_interactive_model(str(weights), "resnet18", "cpu")[1] == 3
 
 
 def test_cli_prints_one_line_and_exits_1(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from stm.config import LossConfig
+from stm.config import Config, LossConfig, load_config
 from stm.data.clips import ClipBatch
 from stm.model.stm import STM
 from stm.train.interactive_step import InteractiveClipStep, simulate_session
@@ -37,7 +37,7 @@ def clip_batch(batch=2, frames=3, height=48, width=64) -> ClipBatch:
 class Counting(STM):
     def __init__(self):
         super().__init__("interactive", "resnet18")
-        self.query_frames, self.memory_frames = 0, 0
+        self.query_frames, self.memory_frames, self.scribble_pixels = 0, 0, 0.0
 
     def encode_query(self, frame):
         self.query_frames += frame.shape[0]
@@ -45,13 +45,14 @@ class Counting(STM):
 
     def encode_memory(self, frame, masks, scribbles=None):
         self.memory_frames += frame.shape[0]
+        self.scribble_pixels += float(scribbles.sum()) if scribbles is not None else 0.0
         assert scribbles is not None and scribbles.shape[:3] == (frame.shape[0], masks.shape[1], 2)
         return super().encode_memory(frame, masks, scribbles)
 
 
 def test_step_is_registered_and_plays_one_round_per_frame_of_a_short_clip():
     model = Counting()
-    step = clip_step("interactive", model, SegmentationLoss(LossConfig()))
+    step = clip_step("interactive", model, SegmentationLoss(LossConfig()), Config())
     assert isinstance(step, InteractiveClipStep) and "interactive" in CLIP_STEPS
     batch = clip_batch()
     output = step(batch, 0)
@@ -66,10 +67,22 @@ def test_step_is_registered_and_plays_one_round_per_frame_of_a_short_clip():
 
 def test_a_clip_longer_than_the_rounds_keeps_unscribbled_frames():
     model = Counting()
-    step = clip_step("interactive", model, SegmentationLoss(LossConfig()))
+    step = clip_step("interactive", model, SegmentationLoss(LossConfig()), Config())
     output = step(clip_batch(frames=5), 0)
     assert model.query_frames == 2 * 5 and model.memory_frames == 2 * 3  # 3 rounds: 2 frames never scribbled
     assert len(step.round_iou) == 3 and output.probs.shape[:2] == (2, 4)
+
+
+def test_the_config_sets_rounds_and_stroke_width():
+    drawn = {}
+    for thickness in (1, 5):
+        model = Counting()
+        config = load_config(None, ["interactive.rounds=2", f"interactive.scribble_thickness={thickness}"])
+        step = clip_step("interactive", model, SegmentationLoss(LossConfig()), config)
+        step(clip_batch(frames=5), 0)
+        assert (step.rounds, step.thickness) == (2, thickness) and model.memory_frames == 2 * 2
+        drawn[thickness] = model.scribble_pixels
+    assert drawn[5] > 2 * drawn[1]  # wider strokes reach the memory encoder
 
 
 def test_semi_model_is_refused():

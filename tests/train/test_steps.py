@@ -50,8 +50,11 @@ def test_frame_two_is_memorised_with_its_predicted_soft_mask():
 
 
 def test_other_modules_register_their_own_steps():
-    register_step("test-only", SemiClipStep)
+    def factory(model, loss, config):
+        return SemiClipStep(model, loss)
+
+    register_step("test-only", factory)
     try:
-        assert CLIP_STEPS["test-only"] is SemiClipStep and CLIP_STEPS["semi"] is SemiClipStep
+        assert CLIP_STEPS["test-only"] is factory and "semi" in CLIP_STEPS
     finally:
         del CLIP_STEPS["test-only"]

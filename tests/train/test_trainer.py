@@ -74,7 +74,7 @@ class NanStep(SemiClipStep):
 
 
 def test_non_finite_losses_skip_steps_then_abort_with_the_last_good_state_saved(tiny_videos, tmp_path):
-    CLIP_STEPS["nan-test"] = NanStep
+    CLIP_STEPS["nan-test"] = lambda model, loss, config: NanStep(model, loss)
     try:
         config = tiny_config(tiny_videos, tmp_path, steps=5, extra=["train.step=nan-test", "train.max_nan_steps=2"])
         before = dict(Trainer(config, tmp_path / "unused").model.named_parameters())  # seeded: same initial weights
