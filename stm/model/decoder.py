@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stm.model.object_chunks import in_object_chunks
+from stm.model.object_chunks import in_object_chunks, real_objects, with_padding
 
 
 class ResBlock(nn.Module):
@@ -56,13 +56,21 @@ class Decoder(nn.Module):
         self.refine_4 = Refine(r2_channels, channels)  # 1/8 -> 1/4
         self.predict = nn.Conv2d(channels, 2, kernel_size=3, padding=1)
 
-    def forward(self, readout: Tensor, r3: Tensor, r2: Tensor, objects_per_pass: int = 0) -> Tensor:
+    def forward(
+        self, readout: Tensor, r3: Tensor, r2: Tensor, objects_per_pass: int = 0, valid: Tensor | None = None
+    ) -> Tensor:
         """readout: [B * N, in, h, w]; r3, r2: [B, ...] query skip features. Returns [B * N, 2, 4h', 4w']
         logits at the input resolution (the 1/4 prediction upsampled x4, bilinear). objects_per_pass > 0
         decodes that many objects at a time (same result): the 1/4-resolution layers of all objects at
-        once are the peak memory of inference on a CPU, where batching them buys no speed."""
+        once are the peak memory of inference on a CPU, where batching them buys no speed.
+        valid: optional [B, N] bool of real objects; padding objects are not decoded (zero logits)."""
         skip_8, skip_4 = self.refine_8.project_skip(r3), self.refine_4.project_skip(r2)
         objects = readout.unflatten(0, (r3.shape[0], -1))
+        if valid is not None and not bool(valid.all()):
+            objects, rows = real_objects(objects, valid)
+            skip_8, skip_4 = skip_8[rows], skip_4[rows]
+            logits = in_object_chunks(lambda part: self._decode(part, skip_8, skip_4), objects, objects_per_pass)
+            return with_padding(logits, valid)
         return in_object_chunks(lambda part: self._decode(part, skip_8, skip_4), objects, objects_per_pass)
 
     def _decode(self, readout: Tensor, skip_8: Tensor, skip_4: Tensor) -> Tensor:

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from stm.model.backbone import ResNetTrunk
-from stm.model.object_chunks import in_object_chunks
+from stm.model.object_chunks import in_object_chunks, real_objects, with_padding
 
 KEY_CHANNELS = 128
 VALUE_CHANNELS = 512
@@ -41,12 +41,18 @@ class MemoryEncoder(nn.Module):
         self.trunk = ResNetTrunk(backbone, extra_channels=len(MEMORY_INPUTS[mode]))
 
     def forward(
-        self, image: Tensor, masks: Tensor, scribbles: Tensor | None = None, objects_per_pass: int = 0
+        self,
+        image: Tensor,
+        masks: Tensor,
+        scribbles: Tensor | None = None,
+        objects_per_pass: int = 0,
+        valid: Tensor | None = None,
     ) -> Tensor:
         """image: [B, 3, H, W]; masks: [B, N, H, W] soft masks; scribbles: [B, N, 2, H, W] positive and
         negative scribble maps (interactive mode only). Returns [B * N, C4, H/16, W/16].
         objects_per_pass > 0 runs the trunk on that many objects at a time (same result): on a CPU,
-        batching objects buys no speed and multiplies the peak memory of the full-resolution layers."""
+        batching objects buys no speed and multiplies the peak memory of the full-resolution layers.
+        valid: optional [B, N] bool of real objects; padding objects are not encoded (zero features)."""
         if self.mode == "semi":
             others = (masks.sum(dim=1, keepdim=True) - masks).clamp(0, 1)
             maps = torch.stack([masks, others], dim=2)
@@ -54,4 +60,9 @@ class MemoryEncoder(nn.Module):
             if scribbles is None:
                 raise ValueError("the interactive memory encoder needs scribble maps [B, N, 2, H, W]")
             maps = torch.cat([masks.unsqueeze(2), scribbles], dim=2)
-        return in_object_chunks(lambda part: self.trunk(image, part)[0], maps.to(image.dtype), objects_per_pass)
+        maps = maps.to(image.dtype)
+        if valid is not None and not bool(valid.all()):
+            maps, rows = real_objects(maps, valid)
+            features = in_object_chunks(lambda part: self.trunk(image[rows], part)[0], maps, objects_per_pass)
+            return with_padding(features, valid)
+        return in_object_chunks(lambda part: self.trunk(image, part)[0], maps, objects_per_pass)

@@ -97,15 +97,21 @@ class STM(nn.Module):
         return QueryFeatures(to_tokens(key), value, r3, r2, amounts)
 
     def encode_memory(
-        self, frame: Tensor, masks: Tensor, scribbles: Tensor | None = None, objects_per_pass: int = 0
+        self,
+        frame: Tensor,
+        masks: Tensor,
+        scribbles: Tensor | None = None,
+        objects_per_pass: int = 0,
+        valid: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """frame: [B, 3, H, W]; masks: [B, N, H, W] soft masks of the N objects in this frame;
         scribbles (interactive): [B, N, 2, H, W] positive / negative scribble maps; objects_per_pass:
-        see MemoryEncoder. Returns key [B, N, hw, Ck] and value [B, N, hw, Cv] tokens."""
+        see MemoryEncoder; valid: optional [B, N] bool of real (not padding) objects, the only ones encoded.
+        Returns key [B, N, hw, Ck] and value [B, N, hw, Cv] tokens."""
         amounts = padding_for(*frame.shape[-2:])
         if scribbles is not None:
             scribbles = pad(scribbles, amounts)
-        r4 = self.memory_encoder(pad(frame, amounts), pad(masks, amounts), scribbles, objects_per_pass)
+        r4 = self.memory_encoder(pad(frame, amounts), pad(masks, amounts), scribbles, objects_per_pass, valid)
         key, value = self.memory_kv(r4)
         batch = frame.shape[0]
         return to_tokens(key).unflatten(0, (batch, -1)), to_tokens(value).unflatten(0, (batch, -1))
@@ -119,17 +125,20 @@ class STM(nn.Module):
         shared = query.value.unsqueeze(1).expand(batch, objects, -1, -1, -1)
         return torch.cat([readout, shared], dim=2)
 
-    def decode(self, query: QueryFeatures, readout: Tensor, objects_per_pass: int = 0) -> Tensor:
+    def decode(
+        self, query: QueryFeatures, readout: Tensor, objects_per_pass: int = 0, valid: Tensor | None = None
+    ) -> Tensor:
         """readout: [B, N, C, h, w] -> fg-minus-bg logits [B, N, H, W] at the input size
-        (objects_per_pass: see Decoder)."""
+        (objects_per_pass, valid: see Decoder)."""
         batch = readout.shape[0]
-        logits = self.decoder(readout.flatten(0, 1), query.r3, query.r2, objects_per_pass)
+        logits = self.decoder(readout.flatten(0, 1), query.r3, query.r2, objects_per_pass, valid)
         fg_logits = (logits[:, 1] - logits[:, 0]).unflatten(0, (batch, -1))
         return unpad(fg_logits, query.pad)
 
     def segment(
         self, query: QueryFeatures, memory_key: Tensor, memory_value: Tensor, valid: Tensor | None = None
     ) -> Segmentation:
-        """Read, decode and aggregate. valid: optional [B, N] bool of real (not padding) objects."""
-        fg_logits = self.decode(query, self.read(query, memory_key, memory_value))
+        """Read, decode and aggregate. valid: optional [B, N] bool of real (not padding) objects; only
+        those are decoded."""
+        fg_logits = self.decode(query, self.read(query, memory_key, memory_value), valid=valid)
         return Segmentation(fg_logits, aggregate(fg_logits, valid))

@@ -98,6 +98,7 @@ class InteractiveClipStep(nn.Module):
                 images,
                 torch.from_numpy(masks).to(device, images.dtype),
                 torch.from_numpy(maps).to(device, images.dtype),
+                valid=batch.valid,
             )
             keys.append(key)
             values.append(value)

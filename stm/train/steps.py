@@ -37,7 +37,7 @@ class SemiClipStep(nn.Module):
 
     def forward(self, batch: ClipBatch, step: int) -> StepOutput:
         masks = batch.masks()
-        keys, values = self.model.encode_memory(batch.frames[:, 0], masks[:, 0])
+        keys, values = self.model.encode_memory(batch.frames[:, 0], masks[:, 0], valid=batch.valid)
         losses, predictions = [], []
         frames = batch.frames.shape[1]
         for t in range(1, frames):
@@ -47,7 +47,9 @@ class SemiClipStep(nn.Module):
             probs = seg.probs
             predictions.append(probs.detach())
             if t < frames - 1:
-                key, value = self.model.encode_memory(batch.frames[:, t], probs[:, 1:].to(batch.frames.dtype))
+                key, value = self.model.encode_memory(
+                    batch.frames[:, t], probs[:, 1:].to(batch.frames.dtype), valid=batch.valid
+                )
                 keys, values = torch.cat([keys, key], dim=2), torch.cat([values, value], dim=2)
         return StepOutput(torch.stack(losses).mean(), torch.stack(predictions, dim=1))
 

@@ -21,9 +21,9 @@ class Counting(STM):
         self.query_frames += frame.shape[0]
         return super().encode_query(frame)
 
-    def encode_memory(self, frame, masks, scribbles=None):
+    def encode_memory(self, frame, masks, scribbles=None, **options):
         self.memory_calls += 1
-        return super().encode_memory(frame, masks, scribbles)
+        return super().encode_memory(frame, masks, scribbles, **options)
 
 
 @pytest.fixture

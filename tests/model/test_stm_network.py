@@ -105,6 +105,28 @@ def test_decoding_in_object_chunks_equals_one_batch(small_model, per_pass):
     torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-5)
 
 
+def test_padding_objects_are_neither_encoded_nor_decoded(small_model):
+    torch.manual_seed(3)
+    frames, masks = torch.rand(2, 3, 40, 56), torch.rand(2, 3, 40, 56)
+    valid = torch.tensor([[True, True, True], [True, False, False]])
+    masks = masks * valid[:, :, None, None]  # padding objects have empty masks, as in a training batch
+    sizes = []
+    hook = small_model.memory_encoder.trunk.layer1.register_forward_hook(lambda m, i, o: sizes.append(o.shape[0]))
+    with torch.no_grad():
+        key, value = small_model.encode_memory(frames, masks)
+        real_key, real_value = small_model.encode_memory(frames, masks, valid=valid)
+        query = small_model.encode_query(frames)
+        whole = small_model.segment(query, key, value, valid)
+        real = small_model.segment(query, real_key, real_value, valid)
+    hook.remove()
+    assert sizes == [6, 4]  # 2 frames x 3 objects, then only the 4 real objects
+    torch.testing.assert_close(real_key[valid], key[valid], rtol=1e-4, atol=1e-5)
+    bias = small_model.memory_kv.key.bias  # padding objects: zero features, so their keys are the bias alone
+    torch.testing.assert_close(real_key[~valid], bias.expand_as(real_key[~valid]))
+    torch.testing.assert_close(real.fg_logits[valid], whole.fg_logits[valid], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(real.probs, whole.probs, rtol=1e-4, atol=1e-5)
+
+
 def test_interactive_memory_needs_scribbles():
     model = STM("interactive", backbone="resnet18").eval()
     frame = torch.rand(1, 3, 32, 48)

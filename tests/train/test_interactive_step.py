@@ -43,11 +43,11 @@ class Counting(STM):
         self.query_frames += frame.shape[0]
         return super().encode_query(frame)
 
-    def encode_memory(self, frame, masks, scribbles=None):
+    def encode_memory(self, frame, masks, scribbles=None, **options):
         self.memory_frames += frame.shape[0]
         self.scribble_pixels += float(scribbles.sum()) if scribbles is not None else 0.0
         assert scribbles is not None and scribbles.shape[:3] == (frame.shape[0], masks.shape[1], 2)
-        return super().encode_memory(frame, masks, scribbles)
+        return super().encode_memory(frame, masks, scribbles, **options)
 
 
 def test_step_is_registered_and_plays_one_round_per_frame_of_a_short_clip():

@@ -41,7 +41,7 @@ def test_frame_two_is_memorised_with_its_predicted_soft_mask():
     model = STM("semi", "resnet18")
     seen = []
     original = model.encode_memory
-    model.encode_memory = lambda frame, masks: seen.append(masks) or original(frame, masks)
+    model.encode_memory = lambda frame, masks, **options: seen.append(masks) or original(frame, masks, **options)
     output = SemiClipStep(model, SegmentationLoss(LossConfig()))(moving_square_batch(), 0)
     assert len(seen) == 2 and seen[1].requires_grad and not seen[0].requires_grad
     assert 0 < float(seen[1].detach().min()) and float(seen[1].detach().max()) < 1  # soft, not thresholded
