@@ -65,13 +65,12 @@ class Decoder(nn.Module):
         once are the peak memory of inference on a CPU, where batching them buys no speed.
         valid: optional [B, N] bool of real objects; padding objects are not decoded (zero logits)."""
         skip_8, skip_4 = self.refine_8.project_skip(r3), self.refine_4.project_skip(r2)
-        objects = readout.unflatten(0, (r3.shape[0], -1))
+        objects, rows = readout.unflatten(0, (r3.shape[0], -1)), None
         if valid is not None and not bool(valid.all()):
             objects, rows = real_objects(objects, valid)
             skip_8, skip_4 = skip_8[rows], skip_4[rows]
-            logits = in_object_chunks(lambda part: self._decode(part, skip_8, skip_4), objects, objects_per_pass)
-            return with_padding(logits, valid)
-        return in_object_chunks(lambda part: self._decode(part, skip_8, skip_4), objects, objects_per_pass)
+        logits = in_object_chunks(lambda part: self._decode(part, skip_8, skip_4), objects, objects_per_pass)
+        return logits if rows is None else with_padding(logits, valid)
 
     def _decode(self, readout: Tensor, skip_8: Tensor, skip_4: Tensor) -> Tensor:
         x = self.res(self.compress(readout))

@@ -60,9 +60,9 @@ class MemoryEncoder(nn.Module):
             if scribbles is None:
                 raise ValueError("the interactive memory encoder needs scribble maps [B, N, 2, H, W]")
             maps = torch.cat([masks.unsqueeze(2), scribbles], dim=2)
-        maps = maps.to(image.dtype)
+        maps, rows = maps.to(image.dtype), None
         if valid is not None and not bool(valid.all()):
             maps, rows = real_objects(maps, valid)
-            features = in_object_chunks(lambda part: self.trunk(image[rows], part)[0], maps, objects_per_pass)
-            return with_padding(features, valid)
-        return in_object_chunks(lambda part: self.trunk(image, part)[0], maps, objects_per_pass)
+            image = image[rows]
+        features = in_object_chunks(lambda part: self.trunk(image, part)[0], maps, objects_per_pass)
+        return features if rows is None else with_padding(features, valid)
