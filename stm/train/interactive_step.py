@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from stm.config import InteractiveConfig
 from stm.data.clips import ClipBatch
 from stm.data.interactive_root import scribble_frame
 from stm.data.scribbles import correction_maps, first_round_maps
@@ -61,9 +62,15 @@ def frame_iou(prediction: Tensor, labels: Tensor, objects: int) -> Tensor:
 
 
 class InteractiveClipStep(nn.Module):
-    """T simulated rounds per clip of T frames (see the module docstring)."""
+    """min(T, rounds) simulated rounds per clip of T frames (see the module docstring)."""
 
-    def __init__(self, model: STM, loss: SegmentationLoss, thickness: int = 3, rounds: int = 3):
+    def __init__(
+        self,
+        model: STM,
+        loss: SegmentationLoss,
+        thickness: int = InteractiveConfig.scribble_thickness,
+        rounds: int = InteractiveConfig.rounds,
+    ):
         super().__init__()
         if model.mode != "interactive":
             raise ValueError("train.step interactive needs model.mode: interactive")
@@ -131,7 +138,7 @@ register_step(
 
 def simulate_session(
     model: STM, frames: list[np.ndarray], labels: list[np.ndarray], rounds: int, rng: np.random.Generator,
-    thickness: int = 3,
+    thickness: int = InteractiveConfig.scribble_thickness,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Plays `rounds` interactions on one video as the DAVIS robot would, with synthesised scribbles:
     round 1 on the frame where every object is best visible, later rounds on the worst frame (J&F)
@@ -163,7 +170,9 @@ def simulate_session(
 
 
 def make_interactive_validator(
-    videos_loader: Callable[[], list], rounds: int = 3, thickness: int = 3
+    videos_loader: Callable[[], list],
+    rounds: int = InteractiveConfig.rounds,
+    thickness: int = InteractiveConfig.scribble_thickness,
 ) -> Callable[[STM, int], dict]:
     """validate(model, step) for the trainer: J&F after the last round (keys J&F, J, F), and J&F after
     every round (J&F@1, J&F@2, ...) averaged over the objects of the held-out videos; strokes of
