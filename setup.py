@@ -17,5 +17,8 @@ setup(
         "tqdm",
         "omegaconf",
         "tensorboard",
+        "av",
+        "starlette",
+        "uvicorn",
     ],
 )
