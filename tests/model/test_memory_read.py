@@ -30,14 +30,46 @@ def test_both_kernels_agree_with_the_paper_formula(objects, memory_frames):
         assert torch.allclose(got, expected, atol=1e-5), kernel
 
 
-def test_a_query_larger_than_the_cpu_chunk_reads_the_same():
+@pytest.mark.parametrize("kernel", ["sdpa", "bmm"])
+def test_a_query_larger_than_the_cpu_chunk_reads_the_same(kernel):
     torch.manual_seed(2)
     hw = 2 * CPU_QUERY_CHUNK + 37  # three chunks, the last one partial
-    query_key = torch.randn(1, hw, 128)
-    memory_key, memory_value = torch.randn(1, 2, 300, 128), torch.randn(1, 2, 300, 512)
-    got = memory_read(query_key, memory_key, memory_value, "sdpa")
-    assert got.shape == (1, 2, hw, 512)
+    query_key = torch.randn(2, hw, 128)
+    memory_key, memory_value = torch.randn(2, 3, 300, 128), torch.randn(2, 3, 300, 512)
+    with torch.inference_mode():
+        got = memory_read(query_key, memory_key, memory_value, kernel)
+    assert got.shape == (2, 3, hw, 512)
     assert torch.allclose(got, reference_read(query_key, memory_key, memory_value), atol=1e-5)
+
+
+def test_chunked_bf16_read_under_autocast_stays_close_to_float32():
+    # The session reads bf16 memory under autocast; the chunked products run in bf16 (softmax
+    # accumulated in float32), so the read-out stays within bf16 rounding of the float32 read.
+    torch.manual_seed(3)
+    hw = CPU_QUERY_CHUNK + 50
+    query_key = torch.randn(1, hw, 128)
+    memory_key, memory_value = torch.randn(1, 2, 400, 128), torch.randn(1, 2, 400, 512)
+    expected = reference_read(query_key, memory_key, memory_value)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = memory_read(query_key.bfloat16(), memory_key.bfloat16(), memory_value.bfloat16())
+    assert got.dtype == torch.bfloat16
+    assert (got.float() - expected).abs().max() < 0.05 * expected.abs().max()
+
+
+def test_gradients_flow_through_the_cpu_read():
+    # With gradients the CPU reads the whole affinity at once (autograd keeps it anyway).
+    torch.manual_seed(4)
+    hw = CPU_QUERY_CHUNK + 10
+    query_key = torch.randn(1, hw, 128, requires_grad=True)
+    memory_key = torch.randn(1, 1, 50, 128, requires_grad=True)
+    memory_value = torch.randn(1, 1, 50, 512, requires_grad=True)
+    memory_read(query_key, memory_key, memory_value).square().sum().backward()
+    grads = [t.grad.clone() for t in (query_key, memory_key, memory_value)]
+    for t in (query_key, memory_key, memory_value):
+        t.grad = None
+    reference_read(query_key, memory_key, memory_value).square().sum().backward()
+    for got, t in zip(grads, (query_key, memory_key, memory_value)):
+        assert torch.allclose(got, t.grad, rtol=1e-4, atol=1e-4)
 
 
 def test_kernels_agree_with_each_other_to_1e_5():
