@@ -9,7 +9,6 @@ from PIL import Image
 from eval_semi import main
 from stm.cli import run
 from stm.data.io import read_mask, write_mask
-
 from tests.evaluation.conftest import make_davis
 
 FAST = ["--backbone", "resnet18"]
