@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from stm.config import InteractiveConfig
 from stm.data.clips import ClipBatch
 from stm.data.interactive_root import scribble_frame
+from stm.data.io import without_void
 from stm.data.scribbles import correction_maps, first_round_maps
 from stm.evaluation.metrics import frame_scores
 from stm.inference.interactive import InteractiveSession
@@ -143,7 +144,7 @@ def simulate_session(
     """Plays `rounds` interactions on one video as the DAVIS robot would, with synthesised scribbles:
     round 1 on the frame where every object is best visible, later rounds on the worst frame (J&F)
     not scribbled yet. Returns per round (J, F), each [K objects, T frames], over all frames."""
-    truth = np.stack(labels)
+    truth = without_void(np.stack(labels))
     objects = int(truth.max())
     ids = list(range(1, objects + 1))
     device = next(model.parameters()).device
