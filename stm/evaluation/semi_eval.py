@@ -36,9 +36,10 @@ from stm.data.youtube import youtube_video, youtube_video_names
 from stm.errors import StmError
 from stm.evaluation.metrics import ObjectResult, sequence_scores, write_results
 from stm.evaluation.writers import OverlayVideo, write_prediction, write_scores, zip_submission
-from stm.inference.semi import SemiSupervisedSession
+from stm.inference.semi import SemiSupervisedSession, autocast_dtype
 from stm.model import STM
 from stm.model.checkpoint import load_model
+from stm.model.frozen import freeze_for_inference
 
 log = logging.getLogger("stm")
 
@@ -133,9 +134,8 @@ def build_model(opts: EvalOptions, device: torch.device) -> torch.nn.Module:
         log.warning("no --weights given: the model is randomly initialised, so the masks are meaningless")
         torch.manual_seed(0)  # every process of a distributed run builds the same model
         model = STM("semi", opts.backbone, opts.read_kernel)
-    model = model.eval().to(device)
-    if opts.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    # BatchNorm folded into the convolutions; under --amp the weights cast once, not on every call
+    model = freeze_for_inference(model.eval(), device, opts.channels_last, autocast_dtype(device, opts.amp))
     if opts.compile:
         for name in ("query_encoder", "memory_encoder", "decoder"):
             setattr(model, name, torch.compile(getattr(model, name)))

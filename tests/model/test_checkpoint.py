@@ -17,6 +17,7 @@ from stm.model.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from stm.model.frozen import fold_batchnorm
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official_outputs.npz"
 OFFICIAL_KEY_COUNT = 558  # len(state_dict()) of the official model.STM wrapped in DataParallel
@@ -137,13 +138,18 @@ def test_official_checkpoint_loads_with_every_key_mapped(official_file):
     assert set(converted) == {k for k in ours}  # nothing left over, nothing missing
 
 
-def test_official_weights_give_the_official_codes_outputs(official_file):
+@pytest.mark.parametrize("fast", [False, True], ids=["as-loaded", "folded-channels-last"])
+def test_official_weights_give_the_official_codes_outputs(official_file, fast):
     """The official model.py, run once on these seeded weights and inputs, gave the fixture's
-    probabilities (tests/model/fixtures/README.md); our loader and inference loop must give them too."""
+    probabilities (tests/model/fixtures/README.md); our loader and inference loop must give them too,
+    also as eval_semi.py runs the model (BatchNorm folded, channels-last)."""
     path, _ = official_file
     model = STM()
     load_weights(model, path)
-    session = SemiSupervisedSession(model.eval(), mem_every=5)
+    model.eval()
+    if fast:
+        model = fold_batchnorm(model).to(memory_format=torch.channels_last)
+    session = SemiSupervisedSession(model, mem_every=5, channels_last=fast)
     frames, labels = reference_inputs(0)
     probs = [session.step(frame, labels.numpy() if t == 0 else None).probs for t, frame in enumerate(frames)]
     ours = torch.stack(probs[1:])[:, 1:, 1::4, 2::4].numpy()  # as sampled in the fixture

@@ -68,7 +68,7 @@ def test_gradients_flow_through_the_cpu_read():
     for t in (query_key, memory_key, memory_value):
         t.grad = None
     reference_read(query_key, memory_key, memory_value).square().sum().backward()
-    for got, t in zip(grads, (query_key, memory_key, memory_value)):
+    for got, t in zip(grads, (query_key, memory_key, memory_value), strict=True):
         assert torch.allclose(got, t.grad, rtol=1e-4, atol=1e-4)
 
 
