@@ -40,8 +40,13 @@ class ResNetTrunk(nn.Module):
         self.extra_stem = (
             nn.Conv2d(extra_channels, 64, kernel_size=7, stride=2, padding=3, bias=False) if extra_channels else None
         )
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.reset_constants()
+
+    def reset_constants(self, device: torch.device | str | None = None) -> None:
+        """(Re)creates the ImageNet mean and std buffers: constants, not in state dicts, so a model
+        built on the meta device and loaded from a file gets them here."""
+        for name, values in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
+            self.register_buffer(name, torch.tensor(values, device=device).view(1, 3, 1, 1), persistent=False)
 
     def rgb_stem(self, image: Tensor) -> Tensor:
         """conv1 of the normalised image: [B, 3, H, W] RGB in [0, 1] -> [B, 64, H/2, W/2]."""

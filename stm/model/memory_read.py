@@ -12,9 +12,11 @@ Two kernels compute the same thing:
   whatever the input type (bf16 ran at a quarter of the matrix units' rate), so the CPU takes the
   explicit form instead.
 
-Without gradients on the CPU the explicit form runs CPU_QUERY_CHUNK query pixels at a time: the
-whole affinity at 480p with 7 memory frames and 2 objects is 147 MB in float32, one chunk 23 MB,
-and the time stays within a few percent of two plain matrix products of the same shapes.
+Without gradients on the CPU the explicit form runs a chunk of query pixels at a time, as many as
+keep one chunk's affinity within CPU_AFFINITY_BYTES (at least CPU_QUERY_CHUNK): the whole affinity at
+480p with 7 memory frames and 2 objects is 147 MB in float32; a chunk is 12 MB (128 query pixels in
+float32, 256 in bf16), and the time stays within a few percent of two plain matrix products of the
+same shapes (smaller chunks slow the bf16 products down).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 READ_KERNELS = ("sdpa", "bmm")
-CPU_QUERY_CHUNK = 256
+CPU_QUERY_CHUNK = 128  # the fewest query pixels per chunk
+CPU_AFFINITY_BYTES = 12 * 2**20  # the most memory one chunk's affinity may take
 
 
 def memory_read(query_key: Tensor, memory_key: Tensor, memory_value: Tensor, kernel: str = "sdpa") -> Tensor:
@@ -39,14 +42,22 @@ def memory_read(query_key: Tensor, memory_key: Tensor, memory_value: Tensor, ker
     if kernel == "sdpa" and query.device.type != "cpu":
         return F.scaled_dot_product_attention(query, memory_key, memory_value, scale=scale)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (query_key, memory_key, memory_value))
-    if query.device.type != "cpu" or needs_grad or query.shape[2] <= CPU_QUERY_CHUNK:
+    if query.device.type != "cpu" or needs_grad or query.shape[2] <= _chunk_size(memory_key, memory_value):
         affinity = torch.matmul(query, memory_key.transpose(-1, -2)) * scale  # [B, N, hw, L]
         return torch.matmul(affinity.softmax(dim=-1), memory_value)
     return _chunked_read(query_key, memory_key, memory_value, scale)
 
 
+def _chunk_size(memory_key: Tensor, memory_value: Tensor) -> int:
+    """Query pixels per chunk: the affinity of B * N objects over L memory pixels in CPU_AFFINITY_BYTES."""
+    batch, objects, length = memory_key.shape[:3]
+    itemsize = torch.promote_types(memory_key.dtype, memory_value.dtype).itemsize
+    fits = CPU_AFFINITY_BYTES // max(1, batch * objects * length * itemsize)
+    return max(CPU_QUERY_CHUNK, fits // 32 * 32)
+
+
 def _chunked_read(query_key: Tensor, memory_key: Tensor, memory_value: Tensor, scale: float) -> Tensor:
-    """The explicit read, CPU_QUERY_CHUNK query pixels at a time, written into one output buffer.
+    """The explicit read, one chunk of query pixels at a time, written into one output buffer.
 
     Under autocast the three inputs are already in the autocast type (the encoders produced them),
     and the products run in that type as autocast would run them; the softmax of a bf16 affinity
@@ -59,12 +70,13 @@ def _chunked_read(query_key: Tensor, memory_key: Tensor, memory_value: Tensor, s
     query = query_key.to(dtype)
     out = value.new_empty(batch, objects, pixels, value.shape[-1])
     zero = value.new_zeros(())
+    chunk = _chunk_size(memory_key, memory_value)
     with torch.autocast(query_key.device.type, enabled=False):
-        for start in range(0, pixels, CPU_QUERY_CHUNK):
-            part = query[:, start : start + CPU_QUERY_CHUNK]  # [B, c, Ck]
+        for start in range(0, pixels, chunk):
+            part = query[:, start : start + chunk]  # [B, c, Ck]
             part = part.unsqueeze(1).expand(-1, objects, -1, -1).flatten(0, 1)  # [B * N, c, Ck]
             affinity = torch.baddbmm(zero, part, key_t, beta=0, alpha=scale)  # [B * N, c, L]
             weights = affinity.softmax(dim=-1)
             del affinity
-            torch.bmm(weights, value, out=out[:, :, start : start + CPU_QUERY_CHUNK].flatten(0, 1))
+            torch.bmm(weights, value, out=out[:, :, start : start + chunk].flatten(0, 1))
     return out

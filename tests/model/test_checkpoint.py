@@ -274,3 +274,23 @@ def test_a_narrow_decoder_round_trips_through_load_model(tmp_path):
     assert restored.decoder_channels == 64
     for key, value in model.state_dict().items():
         assert torch.equal(restored.state_dict()[key], value), key
+
+
+def test_load_model_builds_without_initialising_and_leaves_nothing_on_meta(tmp_path):
+    # load_model builds on the meta device and takes the file's tensors: every tensor must end up
+    # real, the constants (ImageNet mean / std) recreated, and the outputs those of the saved model.
+    torch.manual_seed(5)
+    model = STM(backbone="resnet18").eval()
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "weights.pth"
+    torch.save(state, path)  # a bare state dict without num_batches_tracked, as some files are
+    restored, _ = load_model(path)
+    tensors = [*restored.parameters(), *restored.buffers()]
+    assert not any(t.is_meta for t in tensors)
+    assert all(p.requires_grad for p in restored.parameters())
+    assert torch.equal(restored.query_encoder.std, model.query_encoder.std)
+    frame, masks = torch.rand(1, 3, 32, 48), torch.rand(1, 2, 32, 48)
+    with torch.no_grad():
+        expected = model.segment(model.encode_query(frame), *model.encode_memory(frame, masks)).probs
+        got = restored.segment(restored.encode_query(frame), *restored.encode_memory(frame, masks)).probs
+    assert torch.equal(got, expected)
