@@ -229,14 +229,16 @@ class ValConfig:
 
 @dataclass
 class InteractiveConfig:
-    """The simulated interaction protocol, shared by the interactive training step and its validation."""
+    """The simulated interaction protocol: the interactive training step and its validation."""
 
-    rounds: int = 3  # interactions played per clip (at most its length) and per held-out video
+    rounds: int = 8  # interactions the validation plays per held-out video, as the DAVIS robot plays them
+    train_rounds: int = 3  # rounds per training clip (at most its length: longer clips keep frames that are
+    # never scribbled, so corrections must carry beyond the memory; README "Interactive mode")
     scribble_thickness: int = 3  # stroke width in pixels at the training size (1-pixel strokes were too
     # faint at 64x112 for later rounds to beat round 1; README "Interactive mode")
 
     def check(self, key: str) -> None:
-        for name in ("rounds", "scribble_thickness"):
+        for name in ("rounds", "train_rounds", "scribble_thickness"):
             if getattr(self, name) < 1:
                 raise StmError(f"interactive.{name}: {getattr(self, name)} must be >= 1")
 

@@ -67,6 +67,15 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     raise StmError(f"{path}: mask must be a palette PNG of object ids or a 0/255 greyscale PNG (mode {mode})")
 
 
+VOID = 255  # DAVIS "void" pixels: never an object, never a target, scored as background
+
+
+def without_void(mask: np.ndarray) -> np.ndarray:
+    """Object ids with void pixels (255) turned into background (0), as the official evaluation scores them."""
+    mask = np.asarray(mask)
+    return np.where(mask == VOID, 0, mask).astype(mask.dtype, copy=False)
+
+
 def atomic_write(path: Path, write) -> None:
     """Calls write(temporary_path) then renames it onto `path`: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from stm.config import Config, to_dict
 from stm.data.clips import ClipBatch
 from stm.errors import StmError
-from stm.model.checkpoint import FORMAT_VERSION, load_imagenet_weights, load_weights
+from stm.model.checkpoint import FORMAT_VERSION, load_imagenet_weights, load_initial_weights, load_weights
 from stm.model.stm import STM
 from stm.train.datasets import build_loader
 from stm.train.distributed import Distributed, init_distributed
@@ -176,8 +176,7 @@ class Trainer:
             load_weights(self.model, self.folder.latest)
         else:
             if self.config.model.init_weights:
-                load_weights(self.model, self.config.model.init_weights)
-                log.info("initialised from %s", self.config.model.init_weights)
+                load_initial_weights(self.model, self.config.model.init_weights)
             else:
                 load_imagenet_weights(self.model, self.config.model.imagenet_weights)
         self.set_train_mode()
@@ -411,11 +410,11 @@ class Trainer:
                 "step": self.step,
                 "train_minutes": round(self.train_seconds / 60, 3),
                 "wall_minutes": round((time.monotonic() - self.session_start) / 60, 3),
-                **{key: float(scores[key]) for key in ("J&F", "J", "F")},
+                **{key: float(value) for key, value in scores.items()},  # J&F, J, F, and e.g. J&F@1.., AUC
             }
             self.curve.append(point)
             self.folder.write_curve(self.curve)
-            for key in ("J&F", "J", "F"):
+            for key in scores:
                 self.writer.add_scalar(f"val/{key}", point[key], self.step)
             self.writer.add_scalar("val/J&F_vs_train_seconds", point["J&F"], int(self.train_seconds))
             log.info("step %d: validation J&F %.3f (J %.3f, F %.3f)", self.step, point["J&F"], point["J"], point["F"])
