@@ -178,6 +178,9 @@ class TrainConfig:
     max_minutes: float = 0.0  # and after this much wall-clock training time (0: no limit)
     batch_size: int = 4  # clips per process
     lr: float = 1e-5
+    lr_factors: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> multiple of lr, e.g.
+    # {memory_encoder.trunk.extra_stem: 10}: new, zero-initialised inputs catch up with copied ones (Adam moves
+    # a weight by about lr per step, so from zero they stay far smaller for hundreds of steps)
     weight_decay: float = 0.0
     lr_schedule: str = "constant"  # constant | step | poly | cosine
     lr_milestones: list[int] = field(default_factory=list)  # step schedule: multiply by lr_gamma at each
@@ -204,6 +207,9 @@ class TrainConfig:
                 raise StmError(f"train.{key}: {getattr(self, key)} must be >= 1")
         if self.lr <= 0:
             raise StmError(f"train.lr: {self.lr} must be > 0")
+        for prefix, factor in self.lr_factors.items():
+            if factor <= 0:
+                raise StmError(f"train.lr_factors.{prefix}: {factor} must be > 0")
 
 
 @dataclass
