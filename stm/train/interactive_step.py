@@ -27,6 +27,8 @@ clip and round after the first (README "Interactive mode" has its cost per step)
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -66,6 +68,7 @@ class InteractiveClipStep(nn.Module):
             raise ValueError("train.step interactive needs model.mode: interactive")
         self.model, self.loss, self.thickness, self.rounds = model, loss, thickness, rounds
         self.round_iou: list[float] = []  # mean IoU of each round's prediction, last step (for logs and tests)
+        self.robot_seconds = 0.0  # time spent choosing frames and drawing the robot's strokes, all steps
 
     def forward(self, batch: ClipBatch, step: int) -> StepOutput:
         batch_size, length = batch.frames.shape[:2]
@@ -112,9 +115,11 @@ class InteractiveClipStep(nn.Module):
                 frame = int(rng.integers(len(truth)))
                 maps.append(first_round_maps(truth[frame], objects, rng, self.thickness))
             else:
+                start = time.perf_counter()
                 frame = next_frame(*protocol_scores(truth, prediction[clip], objects), scribbled[clip])
                 correction = robot_scribbles(truth, prediction[clip], frame, objects)
                 maps.append(davis_json_maps(correction, frame, objects, *truth.shape[1:], self.thickness))
+                self.robot_seconds += time.perf_counter() - start
             scribbled[clip].add(frame)
             chosen.append(frame)
         return chosen, np.stack(maps)
