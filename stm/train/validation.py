@@ -41,7 +41,7 @@ log = logging.getLogger("stm")
 
 
 def load_videos(config: ValConfig) -> list[tuple[str, list[np.ndarray], list[np.ndarray]]]:
-    """(name, frames, id maps) of the validation videos, every frame annotated."""
+    """(name, frames, id maps) of the validation videos, every frame annotated; void (255) is background."""
     names = davis_sequence_names(config.root, config.year, config.split)
     if config.max_videos > 0:
         names = names[: config.max_videos]
@@ -51,7 +51,7 @@ def load_videos(config: ValConfig) -> list[tuple[str, list[np.ndarray], list[np.
         if len(sequence.masks) != len(sequence.frames):
             raise StmError(f"{config.root}/Annotations/480p/{name}: validation needs a mask for every frame")
         frames = [read_frame(path) for path in sequence.frames]
-        labels = [read_mask(sequence.masks[index]) for index in range(len(sequence.frames))]
+        labels = [without_void(read_mask(sequence.masks[index])) for index in range(len(sequence.frames))]
         if config.size is not None:
             height, width = config.size
             frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames]
@@ -64,6 +64,7 @@ def evaluate_videos(model: STM, videos: list, mem_every: int = 5, progress: bool
     """J&F, J and F (DAVIS definitions, in [0, 1]) of `model` on (name, frames, labels) videos."""
     results = []
     for name, frames, labels in tqdm(videos, desc="validate", leave=False, disable=not progress):
+        labels = [without_void(mask) for mask in labels]  # as the official evaluation scores them
         predictions = list(propagate(model, frames, labels[0], mem_every=mem_every))
         ids = [int(k) for k in np.unique(labels[0]) if k != 0]
         j, f = sequence_scores(np.stack(labels), np.stack(predictions), ids)

@@ -8,6 +8,7 @@ from stm.data.io import (
     davis_sequence_names,
     read_frame,
     read_mask,
+    without_void,
     write_frame,
     write_mask,
 )
@@ -38,6 +39,17 @@ def test_davis2016_binary_masks_read_as_one_object(tmp_path):
     ids[5:10, 5:20] = 255
     Image.fromarray(ids, mode="L").save(tmp_path / "m.png")
     assert set(np.unique(read_mask(tmp_path / "m.png")).tolist()) == {0, 1}
+
+
+def test_void_reads_as_255_and_without_void_makes_it_background(tmp_path):
+    ids = np.zeros((6, 8), dtype=np.uint8)
+    ids[1:3, 1:3], ids[4:, 4:], ids[0, :] = 1, 2, 255  # 255: DAVIS void
+    write_mask(tmp_path / "m.png", ids)
+    read = read_mask(tmp_path / "m.png")
+    assert read[0].tolist() == [255] * 8  # read as it is on disk
+    cleaned = without_void(read)
+    assert cleaned.dtype == np.uint8 and set(np.unique(cleaned).tolist()) == {0, 1, 2}
+    assert np.array_equal(cleaned[1:], ids[1:]) and not cleaned[0].any()
 
 
 def test_colour_masks_are_refused(tmp_path):

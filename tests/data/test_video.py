@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from stm.config import AugmentConfig, VideoSourceConfig
+from stm.data.io import read_mask, write_mask
 from stm.data.synthetic import SyntheticSpec, ensure_synthetic_davis
 from stm.data.video import VideoSource, sample_frame_indices
 from stm.errors import StmError
@@ -72,3 +73,17 @@ def test_davis16_sample_gives_clips(shared_data):
     )
     clip = source.clip(0, np.random.default_rng(0), max_skip=25)
     assert clip.frames.shape == (3, 3, 64, 96) and clip.objects == 1
+
+
+def test_void_is_never_picked_and_reaches_the_loss_as_void(tmp_path):
+    root = ensure_synthetic_davis(tmp_path / "syn", SMALL, train=1, val=0, seed=4)
+    for path in root.glob("Annotations/480p/*/*.png"):
+        labels = read_mask(path)
+        labels[:, :8] = 255  # a void band wider than any object
+        write_mask(path, labels)
+    still = AugmentConfig(crop_scale=[1, 1], rotation=0, shear=0, scale=[1, 1], translate=0, tps=0, flip=0, colour=0)
+    source = VideoSource(VideoSourceConfig(root=str(root), split="train"), (32, 48), 3, 3, still)
+    for seed in range(10):
+        clip = source.clip(0, np.random.default_rng(seed), max_skip=2)
+        assert set(np.unique(clip.labels.numpy()).tolist()) <= {*range(clip.objects + 1), 255}
+        assert clip.objects <= 3 and (clip.labels[:, :, :8] == 255).all()

@@ -8,7 +8,8 @@ from PIL import Image
 
 from eval_semi import main
 from stm.cli import run
-from stm.data.io import read_mask
+from stm.data.io import read_mask, write_mask
+from tests.evaluation.conftest import make_davis
 
 FAST = ["--backbone", "resnet18"]
 
@@ -75,6 +76,23 @@ def test_davis2016_binary_masks_give_one_object_with_a_capped_memory(davis_root,
     assert set(np.unique(read_mask(out / "a" / "00003.png")).tolist()) <= {0, 1}
     rows = list(csv.reader((out / "per-sequence_results-val.csv").open()))
     assert [r[0] for r in rows[1:]] == ["a_1"]
+
+
+def test_void_is_background_in_the_given_masks_and_the_scores(tmp_path):
+    clean, void = make_davis(tmp_path / "clean", names=("a",)), make_davis(tmp_path / "void", names=("a",))
+    for path in (void / "Annotations" / "480p" / "a").glob("*.png"):
+        labels = read_mask(path)
+        labels[:4] = 255  # DAVIS void, on the first frame too
+        write_mask(path, labels)
+        write_mask(clean / "Annotations" / "480p" / "a" / path.name, np.where(labels == 255, 0, labels))
+    lines = []
+    for root in (clean, void):
+        main(["--root", str(root), "--output", str(root / "out"), *FAST])
+        lines.append((root / "out" / "global_results-val.csv").read_text())
+        assert 255 not in np.unique(read_mask(root / "out" / "a" / "00000.png"))
+    assert lines[0] == lines[1]
+    rows = list(csv.reader((void / "out" / "per-sequence_results-val.csv").open()))
+    assert [r[0] for r in rows[1:]] == ["a_1", "a_2"]
 
 
 @pytest.mark.parametrize("all_frames", [False, True])

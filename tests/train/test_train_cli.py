@@ -88,11 +88,3 @@ def test_sigterm_saves_and_sigkill_leaves_a_loadable_checkpoint_to_resume(tiny_v
     assert read_checkpoint(run / "latest.pth")["step"] == killed + 1
     assert not list(run.glob(".*.tmp"))
 
-
-def test_two_process_ddp_with_gloo(tiny_videos, tmp_path):
-    runner = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    process = launch(command(tmp_path, tiny_videos, 2), runner)
-    out = process.communicate(timeout=300)[0]
-    assert process.returncode == 0, out
-    checkpoint = read_checkpoint(tmp_path / "run" / "latest.pth")
-    assert checkpoint["step"] == 2 and len(checkpoint["rng"]) == 2  # both processes' RNG states
