@@ -21,15 +21,6 @@ from stm.model.stm import STM
 SPEC = SyntheticSpec(height=48, width=64, min_frames=4, max_frames=5, min_objects=2, max_objects=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run fastest on one thread, and much faster when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_davisinteractive_imports_on_the_pinned_stack():
     from davisinteractive.metrics import batched_jaccard
     from davisinteractive.session import DavisInteractiveSession  # noqa: F401

@@ -132,15 +132,10 @@ def trained():
     clip = Clip(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(labels), 2)
     batch, step = collate_clips([clip]), SemiClipStep(net, SegmentationLoss(LossConfig()))
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # module scope: runs before the one_thread fixture of each test
-    try:
-        for index in range(30):
-            optimizer.zero_grad()
-            step(batch, index).loss.backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(threads)
+    for index in range(30):
+        optimizer.zero_grad()
+        step(batch, index).loss.backward()
+        optimizer.step()
     return net.eval(), frames, labels
 
 
