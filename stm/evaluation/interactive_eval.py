@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from stm.config import InteractiveConfig
-from stm.data.io import read_frame
+from stm.data.io import atomic_write, read_frame
 from stm.data.scribbles import davis_json_maps, scribbled_frames
 from stm.errors import StmError
 from stm.evaluation.davis_robot import METRICS, interaction_seconds, per_sequence_table, plan_tables, run_session
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     bar.update(1)
     bar.close()
     table = per_sequence_table(report)
-    table.to_csv(output / "per_sequence.csv", index=False, float_format="%.4f")
+    atomic_write(output / "per_sequence.csv", lambda tmp: table.to_csv(tmp, index=False, float_format="%.4f"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     seconds = interaction_seconds(report).mean()
     at = summary["metric_at_threshold"]
