@@ -21,7 +21,7 @@ import signal
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from stm.data.clips import ClipBatch
 from stm.errors import StmError
 from stm.model.checkpoint import FORMAT_VERSION, load_imagenet_weights, load_weights
 from stm.model.stm import STM
+from stm.precision import autocast, autocast_dtype
 from stm.train.datasets import build_loader
 from stm.train.distributed import Distributed, init_distributed
 from stm.train.losses import SegmentationLoss, hard_fraction
@@ -56,17 +57,6 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
-
-
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for train.amp on this device (None: full precision)."""
-    if amp == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if amp == "fp16" and device.type != "cuda":
-        raise StmError("train.amp: fp16 needs CUDA; use bf16 on the CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
 def clip_step(name: str, model: STM, loss: SegmentationLoss, config: Config) -> nn.Module:
@@ -140,7 +130,7 @@ class Trainer:
         self.dist: Distributed = init_distributed(self.device)
         if self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
-        self.amp = autocast_dtype(train.amp, self.device)
+        self.amp = autocast_dtype(self.device, train.amp)
         self.folder = RunFolder(run_dir, config.run.keep_last)
         self.seed_everything(train.seed + self.dist.rank)
 
@@ -253,10 +243,8 @@ class Trainer:
 
     # ----- the loop -----
 
-    def autocast(self):
-        if self.amp is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp)
+    def autocast(self) -> AbstractContextManager:
+        return autocast(self.device, self.amp)
 
     def train_step(self, batch: ClipBatch) -> tuple[float, torch.Tensor | None, bool]:
         """One optimizer step, applied only when the loss and the gradient are finite on every process.
