@@ -1,5 +1,6 @@
 import csv
 import zipfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -162,3 +163,14 @@ def test_weights_that_are_not_a_checkpoint_name_the_file(davis_root, tmp_path, c
     weights.write_text("not weights")
     message = _fails(["--root", str(davis_root), "--output", str(tmp_path / "o"), "--weights", str(weights)], capsys)
     assert str(weights) in message and "not a readable checkpoint" in message
+
+
+def test_the_launcher_is_thin_and_its_parser_lives_in_the_package(tmp_path):
+    from stm.evaluation import semi_cli
+
+    launcher = (Path(__file__).resolve().parents[2] / "eval_semi.py").read_text()
+    assert "argparse" not in launcher and main is semi_cli.main
+    opts = semi_cli.parse_args(["--root", "R", "--output", "O", "--amp", "--sequences", "a,b", "--year", "2016"])
+    assert (opts.amp, opts.sequences, opts.year, opts.dataset) == (True, ["a", "b"], 2016, "davis")
+    with pytest.raises(SystemExit):
+        semi_cli.parse_args(["--root", "R", "--output", "O", "--max-memory-frames", "1"])
