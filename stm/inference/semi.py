@@ -27,7 +27,6 @@ import torch
 from torch import Tensor, nn
 
 from stm.inference.memory_bank import MemoryBank
-from stm.model.aggregation import aggregate
 from stm.precision import autocast, autocast_dtype
 
 
@@ -116,11 +115,10 @@ class SemiSupervisedSession:
 
     def _segment(self, x: Tensor) -> Tensor:
         """[1, 1 + K, H, W] aggregated probabilities in channel order."""
-        query = self.model.encode_query(x)
         groups = self.bank.groups()
-        readout = torch.cat([self.model.read(query, g.key, g.value) for g in groups], dim=1)
-        fg_logits = self.model.decode(query, readout, objects_per_pass=self.objects_per_pass)
-        return aggregate(fg_logits).softmax(dim=1)
+        keys, values = [g.key for g in groups], [g.value for g in groups]
+        query = self.model.encode_query(x)
+        return self.model.segment(query, keys, values, objects_per_pass=self.objects_per_pass).probs
 
     def _apply_given(self, probs: Tensor | None, labels: np.ndarray, size: torch.Size) -> Tensor:
         """Masks given on this frame are ground truth for the ids they contain; new ids join."""

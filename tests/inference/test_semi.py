@@ -65,6 +65,24 @@ def test_optimised_session_matches_the_plain_reference_in_fp32(model):
         assert (result.labels == ids).mean() > 0.999
 
 
+def test_the_session_segments_through_the_networks_segment(model):
+    calls = []
+
+    class Spy(STM):
+        def segment(self, *args, **kwargs):
+            calls.append(len(args[1]) if isinstance(args[1], list) else 1)
+            return super().segment(*args, **kwargs)
+
+    spy = Spy("semi", "resnet18")
+    spy.load_state_dict(model.state_dict())
+    session = SemiSupervisedSession(spy.eval(), mem_every=2)
+    frames, labels = _video(4), _labels(ids=(3,))
+    for t, frame in enumerate(frames):
+        late = _labels(ids=(3, 7)) if t == 2 else None
+        session.step(frame, labels if t == 0 else late)
+    assert calls == [1, 1, 2]  # frames 1..3; object 7 joins at frame 2 and reads its own, shorter memory
+
+
 def test_memory_schedule_keeps_first_every_nth_and_previous(model):
     session = SemiSupervisedSession(model, mem_every=3)
     for t, frame in enumerate(_video(10)):
