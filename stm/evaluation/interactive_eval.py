@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from stm.config import InteractiveConfig
 from stm.data.io import atomic_write, read_frame
@@ -25,6 +24,7 @@ from stm.evaluation.davis_robot import METRICS, interaction_seconds, per_sequenc
 from stm.inference.interactive import InteractiveSession
 from stm.model.checkpoint import load_model
 from stm.model.stm import STM
+from stm.progress import progress
 
 log = logging.getLogger("stm")
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_tables(root, args.subset, sequences)  # every bad-input error before any work
     model, trained_thickness = load_interactive_model(args.weights, args.backbone, args.device)
     predictor = Predictor(model, root, args.scale, args.batch, args.thickness or trained_thickness)
-    bar = tqdm(desc="sequences", unit="seq", total=len(plan[0]))
+    bar = progress(desc="sequences", unit="seq", total=len(plan[0]))
     started: list[str] = []
 
     def on_sequence(name: str) -> None:  # called per sample; DAVIS has several samples per sequence

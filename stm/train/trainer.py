@@ -30,7 +30,6 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from stm.config import Config, to_dict
 from stm.data.clips import ClipBatch
@@ -38,6 +37,7 @@ from stm.errors import StmError
 from stm.model.checkpoint import FORMAT_VERSION, load_imagenet_weights, load_weights
 from stm.model.stm import STM
 from stm.precision import autocast, autocast_dtype
+from stm.progress import progress
 from stm.train.datasets import build_loader
 from stm.train.distributed import Distributed, init_distributed
 from stm.train.losses import SegmentationLoss, hard_fraction
@@ -298,7 +298,10 @@ class Trainer:
         deadline = started + 60 * config.train.max_minutes if config.train.max_minutes > 0 else None
         last_save = last_val = started
         nan_streak, window_loss, window_count, window_start = 0, 0.0, 0, started
-        bar = tqdm(total=config.train.steps, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True)
+        bar = progress(
+            total=config.train.steps, initial=self.step, desc="train", unit="step", disable=not self.dist.is_main,
+            dynamic_ncols=True,
+        )
         previous_seconds, validation_seconds = self.train_seconds, 0.0
         interrupted = False
         with StopSignal() as signals:

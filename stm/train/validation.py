@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from stm.config import Config, ValConfig
 from stm.data.io import davis_sequence, davis_sequence_names, read_frame, read_mask, without_void
@@ -20,6 +19,7 @@ from stm.errors import StmError
 from stm.evaluation.metrics import ObjectResult, sequence_scores, summarise
 from stm.inference.semi import propagate
 from stm.model.stm import STM
+from stm.progress import progress as progress_bar
 
 
 def load_videos(config: ValConfig) -> list[tuple[str, list[np.ndarray], list[np.ndarray]]]:
@@ -45,7 +45,7 @@ def load_videos(config: ValConfig) -> list[tuple[str, list[np.ndarray], list[np.
 def evaluate_videos(model: STM, videos: list, mem_every: int = 5, progress: bool = True) -> dict[str, float]:
     """J&F, J and F (DAVIS definitions, in [0, 1]) of `model` on (name, frames, labels) videos."""
     results = []
-    for name, frames, labels in tqdm(videos, desc="validate", leave=False, disable=not progress):
+    for name, frames, labels in progress_bar(videos, desc="validate", unit="video", leave=False, disable=not progress):
         labels = [without_void(mask) for mask in labels]  # as the official evaluation scores them
         predictions = list(propagate(model, frames, labels[0], mem_every=mem_every))
         ids = [int(k) for k in np.unique(labels[0]) if k != 0]

@@ -40,6 +40,12 @@ def test_davis_submission_scores_and_overlays(davis_root, tmp_path):
     assert [r[0] for r in rows[1:]] == ["a_1", "a_2", "b_1", "b_2"]
 
 
+def test_progress_in_a_log_is_plain_lines(davis_root, tmp_path, capsys):
+    main(["--root", str(davis_root), "--output", str(tmp_path / "out"), *FAST])
+    err = capsys.readouterr().err  # not a terminal
+    assert "\r" not in err and "a: 5/5 frame" in err and "b: 5/5 frame" in err
+
+
 def test_rerun_skips_complete_sequences(davis_root, tmp_path, capsys):
     out = tmp_path / "out"
     main(["--root", str(davis_root), "--output", str(out), *FAST, "--sequences", "a,b"])
