@@ -158,8 +158,9 @@ def trained():
 
 
 def test_amp_stays_within_its_tolerance_of_fp32_on_a_trained_model(trained):
-    """bf16 autocast (eval_semi --amp on the CPU) against fp32: at least 99% of the pixels labelled alike,
-    mean probability difference at most 2e-3, accuracy within 0.01 (measured: 99.9%, 5e-4, 1e-4)."""
+    """bf16 autocast (eval_semi --amp on the CPU) against fp32 on the propagated frames: at least 99% of
+    the pixels labelled alike, mean probability difference at most 2e-3, pixel accuracy within 0.01
+    (measured on an AMD EPYC Zen 4 with native bf16: 99.92%, 6.8e-4, 1e-4)."""
     net, frames, labels = trained
     results = {}
     for amp in (False, True):
@@ -171,6 +172,6 @@ def test_amp_stays_within_its_tolerance_of_fp32_on_a_trained_model(trained):
     torch.testing.assert_close(amp.sum(1), torch.ones(4, 48, 64))
     accuracy = [float((p.argmax(1).numpy() == labels)[1:].mean()) for p in (fp32, amp)]
     assert accuracy[0] > 0.9  # trained: the comparison is between confident predictions
-    assert float((fp32.argmax(1) == amp.argmax(1)).float().mean()) >= 0.99
-    assert float((fp32 - amp).abs().mean()) <= 2e-3
+    assert float((fp32.argmax(1) == amp.argmax(1))[1:].float().mean()) >= 0.99
+    assert float((fp32 - amp)[1:].abs().mean()) <= 2e-3
     assert abs(accuracy[0] - accuracy[1]) <= 0.01
