@@ -31,7 +31,8 @@ def progress(
     **terminal_options: Any,
 ) -> tqdm | LineProgress:
     """tqdm(iterable, ...) on a terminal, else a LineProgress with the same calls (iterate, update,
-    set_postfix, close, `with`). terminal_options (leave, position, dynamic_ncols) only matter to tqdm."""
+    set_postfix, set_postfix_str, close, `with`). terminal_options (leave, position, dynamic_ncols)
+    only matter to tqdm."""
     stream = file if file is not None else sys.stderr
     if disable or stream.isatty():
         return tqdm(
@@ -74,7 +75,10 @@ class LineProgress:
             self._print()
 
     def set_postfix(self, **values: Any) -> None:
-        self.postfix = ", ".join(f"{key}={value}" for key, value in values.items())
+        self.set_postfix_str(", ".join(f"{key}={value}" for key, value in values.items()))
+
+    def set_postfix_str(self, text: str) -> None:
+        self.postfix = text
 
     def close(self) -> None:
         if not self.closed:

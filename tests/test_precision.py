@@ -36,3 +36,5 @@ def test_training_and_inference_take_their_precision_from_it(tmp_path):
     for amp in ("auto", "fp32", "bf16"):
         trainer = Trainer(tiny_config(tmp_path, tmp_path / amp, extra=[f"train.amp={amp}"]), tmp_path / amp)
         assert trainer.amp == autocast_dtype(CPU, amp)
+    with pytest.raises(StmError, match="train.amp: fp16 needs CUDA"):
+        Trainer(tiny_config(tmp_path, tmp_path / "fp16", extra=["train.amp=fp16"]), tmp_path / "fp16")

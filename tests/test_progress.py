@@ -22,11 +22,13 @@ def test_off_a_terminal_a_plain_line_at_most_every_interval(monkeypatch):
         clock.now = index * 0.25  # 25 s in all
         if index == 50:
             bar.set_postfix(loss="0.123")
+        if index == 80:
+            bar.set_postfix_str("loss=0.123, seq=bear")
     text = log.getvalue()
     assert "\r" not in text and "\x1b" not in text
     lines = text.splitlines()
     assert len(lines) <= 25 / INTERVAL + 2  # never more often than every INTERVAL seconds, plus the last
-    assert lines[-1].startswith("frames: 100/100 frame") and "loss=0.123" in lines[-1]
+    assert lines[-1].startswith("frames: 100/100 frame") and lines[-1].endswith("loss=0.123, seq=bear")
     assert all(line.startswith("frames: ") for line in lines)
 
 

@@ -130,7 +130,10 @@ class Trainer:
         self.dist: Distributed = init_distributed(self.device)
         if self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
-        self.amp = autocast_dtype(self.device, train.amp)
+        try:
+            self.amp = autocast_dtype(self.device, train.amp)
+        except StmError as exc:
+            raise StmError(f"train.amp: {exc}") from None
         self.folder = RunFolder(run_dir, config.run.keep_last)
         self.seed_everything(train.seed + self.dist.rank)
 
