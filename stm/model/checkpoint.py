@@ -1,8 +1,8 @@
 """Weights on disk: our checkpoints, the official STM_weights.pth, and ImageNet ResNet weights.
 
 Our checkpoint is one file: {"format_version", "model", "optimizer", "step", "config", ...}, written
-atomically (temporary file in the same folder, fsync, rename), so a crash at any moment leaves
-either the old file or the new one, never a broken one.
+atomically (stm.data.io.atomic_write: temporary file in the same folder, fsync, rename), so a crash at
+any moment leaves either the old file or the new one, never a broken one.
 
 The official release is a DataParallel state dict (keys prefixed "module.") with the module names
 of the authors' model.py; `convert_official_state_dict` maps every key onto ours and refuses keys
@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from stm.data.io import atomic_write
 from stm.errors import StmError
 from stm.model.backbone import IMAGENET_MEAN, IMAGENET_STD
 from stm.model.stm import STM
@@ -95,22 +95,6 @@ def convert_official_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return converted
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file beside `path`, fsync, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -131,7 +115,7 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         **extra,
     }
-    atomic_save(checkpoint, path)
+    atomic_write(path, lambda temporary: torch.save(checkpoint, temporary))
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

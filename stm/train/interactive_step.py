@@ -31,26 +31,16 @@ import time
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from stm.config import InteractiveConfig
 from stm.data.clips import ClipBatch
 from stm.data.scribbles import davis_json_maps, first_round_maps
 from stm.evaluation.davis_robot import next_frame, protocol_scores, robot_scribbles
+from stm.evaluation.metrics import mean_jaccard
 from stm.model.stm import STM
 from stm.train.losses import SegmentationLoss
 from stm.train.steps import StepOutput, register_step
-
-
-def frame_iou(prediction: Tensor, labels: Tensor, objects: int) -> Tensor:
-    """Mean IoU over the N object slots of each frame: prediction, labels [..., H, W] -> [...]."""
-    scores = []
-    for k in range(1, objects + 1):
-        pred, true = prediction == k, labels == k
-        union = (pred | true).flatten(-2).sum(-1)
-        inter = (pred & true).flatten(-2).sum(-1)
-        scores.append(torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union, dtype=torch.float)))
-    return torch.stack(scores).mean(0)
 
 
 class InteractiveClipStep(nn.Module):
@@ -98,9 +88,8 @@ class InteractiveClipStep(nn.Module):
             seg = self.model.segment(query, torch.cat(keys, 2)[every], torch.cat(values, 2)[every], valid)
             losses.append(self.loss(seg.logits, targets, step))
             probs = seg.probs.detach().unflatten(0, (batch_size, length))
-            predicted = probs.argmax(2)
-            self.round_iou.append(float(frame_iou(predicted, batch.labels, batch.objects).mean()))
-            prediction = predicted.to(torch.uint8).cpu().numpy()
+            prediction = probs.argmax(2).to(torch.uint8).cpu().numpy()
+            self.round_iou.append(float(mean_jaccard(prediction, labels, batch.objects).mean()))
         return StepOutput(torch.stack(losses).mean(), probs[:, 1:])
 
     def _scribbles(

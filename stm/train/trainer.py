@@ -21,7 +21,7 @@ import signal
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,14 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from stm.config import Config, TrainConfig, to_dict
 from stm.data.clips import ClipBatch
 from stm.errors import StmError
 from stm.model.checkpoint import FORMAT_VERSION, load_imagenet_weights, load_initial_weights, load_weights
 from stm.model.stm import STM
+from stm.precision import autocast, autocast_dtype
+from stm.progress import progress
 from stm.train.datasets import build_loader
 from stm.train.distributed import Distributed, init_distributed
 from stm.train.losses import SegmentationLoss, hard_fraction
@@ -56,17 +57,6 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
-
-
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for train.amp on this device (None: full precision)."""
-    if amp == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if amp == "fp16" and device.type != "cuda":
-        raise StmError("train.amp: fp16 needs CUDA; use bf16 on the CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
 def clip_step(name: str, model: STM, loss: SegmentationLoss, config: Config) -> nn.Module:
@@ -158,7 +148,10 @@ class Trainer:
         self.dist: Distributed = init_distributed(self.device)
         if self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
-        self.amp = autocast_dtype(train.amp, self.device)
+        try:
+            self.amp = autocast_dtype(self.device, train.amp)
+        except StmError as exc:
+            raise StmError(f"train.amp: {exc}") from None
         self.folder = RunFolder(run_dir, config.run.keep_last)
         self.seed_everything(train.seed + self.dist.rank)
 
@@ -270,10 +263,8 @@ class Trainer:
 
     # ----- the loop -----
 
-    def autocast(self):
-        if self.amp is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp)
+    def autocast(self) -> AbstractContextManager:
+        return autocast(self.device, self.amp)
 
     def train_step(self, batch: ClipBatch) -> tuple[float, torch.Tensor | None, bool]:
         """One optimizer step, applied only when the loss and the gradient are finite on every process.
@@ -327,7 +318,10 @@ class Trainer:
         deadline = started + 60 * config.train.max_minutes if config.train.max_minutes > 0 else None
         last_save = last_val = started
         nan_streak, window_loss, window_count, window_start = 0, 0.0, 0, started
-        bar = tqdm(total=config.train.steps, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True)
+        bar = progress(
+            total=config.train.steps, initial=self.step, desc="train", unit="step", disable=not self.dist.is_main,
+            dynamic_ncols=True,
+        )
         previous_seconds, validation_seconds = self.train_seconds, 0.0
         interrupted = False
         with StopSignal() as signals:

@@ -24,7 +24,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from stm.config import Config, InteractiveConfig, ValConfig
 from stm.data.io import davis_sequence, davis_sequence_names, read_frame, read_mask, without_void
@@ -36,6 +35,7 @@ from stm.evaluation.metrics import ObjectResult, sequence_scores, summarise
 from stm.inference.interactive import InteractiveSession
 from stm.inference.semi import propagate
 from stm.model.stm import STM
+from stm.progress import progress as progress_bar
 
 log = logging.getLogger("stm")
 
@@ -63,7 +63,7 @@ def load_videos(config: ValConfig) -> list[tuple[str, list[np.ndarray], list[np.
 def evaluate_videos(model: STM, videos: list, mem_every: int = 5, progress: bool = True) -> dict[str, float]:
     """J&F, J and F (DAVIS definitions, in [0, 1]) of `model` on (name, frames, labels) videos."""
     results = []
-    for name, frames, labels in tqdm(videos, desc="validate", leave=False, disable=not progress):
+    for name, frames, labels in progress_bar(videos, desc="validate", unit="video", leave=False, disable=not progress):
         labels = [without_void(mask) for mask in labels]  # as the official evaluation scores them
         predictions = list(propagate(model, frames, labels[0], mem_every=mem_every))
         ids = [int(k) for k in np.unique(labels[0]) if k != 0]
@@ -110,8 +110,8 @@ def evaluate_interactive(
     """J&F after each of `rounds` robot interactions (J&F@1, ...), their AUC, and J&F, J, F after the last,
     over the objects of (name, frames, labels) videos whose first scribbles are `firsts`."""
     per_round: list[list[tuple[float, float]]] = [[] for _ in range(rounds)]
-    for (name, frames, labels), first in tqdm(
-        list(zip(videos, firsts, strict=True)), desc="validate", leave=False, disable=not progress
+    for (name, frames, labels), first in progress_bar(
+        list(zip(videos, firsts, strict=True)), desc="validate", unit="video", leave=False, disable=not progress
     ):
         for index, (j, f) in enumerate(robot_rounds(model, name, frames, labels, first, rounds, thickness)):
             per_round[index] += list(zip(j.mean(0), f.mean(0), strict=True))

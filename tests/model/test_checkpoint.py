@@ -277,8 +277,8 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "latest.pth"
     save_checkpoint(path, model, step=1)
 
-    def broken_save(obj, stream):
-        stream.write(b"half a checkpoint")
+    def broken_save(obj, path):
+        Path(path).write_bytes(b"half a checkpoint")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)

@@ -26,7 +26,9 @@ def test_a_resumed_run_ends_in_the_same_state_as_an_uninterrupted_one(tiny_video
     assert "resumed" not in capsys.readouterr().out
     second = trainer("parts", 3)
     second.fit()
-    assert "resumed from step 2" in capsys.readouterr().out
+    output = capsys.readouterr()
+    assert "resumed from step 2" in output.out
+    assert "\r" not in output.err and "3/3" in output.err  # progress in a log: plain lines
     assert second.step == whole.step == 3
     expected, got = state_of(whole), state_of(second)
     assert all(torch.allclose(expected[k].float(), got[k].float(), atol=1e-6) for k in expected)
