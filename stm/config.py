@@ -239,9 +239,9 @@ class InteractiveConfig:
 
     rounds: int = 8  # interactions the validation plays per held-out video, as the DAVIS robot plays them
     train_rounds: int = 3  # rounds per training clip (at most its length: longer clips keep frames that are
-    # never scribbled, so corrections must carry beyond the memory; README "Interactive mode")
+    # never scribbled, so corrections must carry beyond the memory; README "Interactive evaluation")
     scribble_thickness: int = 3  # stroke width in pixels at the training size (1-pixel strokes were too
-    # faint at 64x112 for later rounds to beat round 1; README "Interactive mode")
+    # faint at 64x112 for later rounds to beat round 1; README "Interactive evaluation")
 
     def check(self, key: str) -> None:
         for name in ("rounds", "train_rounds", "scribble_thickness"):

@@ -22,7 +22,7 @@ frame.)
 
 The predictions that steer the next round's scribbles are detached: the network learns to correct
 a given mistake, not to make mistakes that are easy to scribble on. The robot runs on the CPU for each
-clip and round after the first (README "Interactive mode" has its cost per step).
+clip and round after the first (docs/results.md, "Interactive training that matches the test", has its cost per step).
 """
 
 from __future__ import annotations
