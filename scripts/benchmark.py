@@ -36,6 +36,7 @@ from stm.inference.semi import SemiSupervisedSession, frame_tensor  # noqa: E402
 from stm.model import STM  # noqa: E402
 from stm.model.frozen import freeze_for_inference  # noqa: E402
 from stm.model.memory_read import READ_KERNELS  # noqa: E402
+from stm.precision import autocast, autocast_dtype  # noqa: E402
 
 STAGES = {"encode_query": "query encoder", "encode_memory": "memory encoder", "read": "read", "decode": "decoder"}
 
@@ -99,7 +100,7 @@ def frame_at(frames: np.ndarray, t: int) -> np.ndarray:
 
 
 def run_semi(model, args, frames, labels, device) -> None:
-    session = SemiSupervisedSession(model, args.mem_every, args.max_memory_frames, _amp(args), args.channels_last)
+    session = SemiSupervisedSession(model, args.mem_every, args.max_memory_frames, args.precision, args.channels_last)
     for t in range(args.frames):
         session.step(frame_at(frames, t), labels[0] if t == 0 else None)
     if device.type == "cuda":
@@ -108,9 +109,8 @@ def run_semi(model, args, frames, labels, device) -> None:
 
 def run_interactive(model, args, frames, labels, device) -> None:
     """One interaction's re-segmentation: memory from the annotated frame, all frames in batches."""
-    amp = _amp(args)
     ids = [i for i in np.unique(labels[0]) if i]
-    with torch.inference_mode(), torch.autocast(device.type, dtype=_dtype(amp), enabled=bool(amp)):
+    with torch.inference_mode(), autocast(device, autocast_dtype(device, args.precision)):
         first = frame_tensor(frames[0], device, args.channels_last)
         masks = torch.stack([torch.from_numpy(labels[0] == i) for i in ids])[None].float().to(device)
         scribbles = torch.zeros(1, len(ids), 2, *masks.shape[-2:], device=device)
@@ -126,14 +126,6 @@ def run_interactive(model, args, frames, labels, device) -> None:
             model.segment(model.encode_query(batch), key.expand(n, -1, -1, -1), value.expand(n, -1, -1, -1))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _amp(args):
-    return {"fp32": False, "bf16": "bf16", "fp16": "fp16"}[args.precision]
-
-
-def _dtype(amp):
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp, torch.float32)
 
 
 def peak_memory(device: torch.device) -> dict:
@@ -168,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = STM("interactive" if args.task == "interactive" else "semi", args.backbone, args.read_kernel).eval()
-    weights_dtype = _dtype(_amp(args)) if args.precision != "fp32" else None
+    weights_dtype = autocast_dtype(device, args.precision)
     model = freeze_for_inference(model, device, args.channels_last, weights_dtype)  # as eval_semi.py runs it
     if args.compile:
         for name in ("query_encoder", "memory_encoder", "decoder"):

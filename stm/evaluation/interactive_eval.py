@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from stm.config import InteractiveConfig
-from stm.data.io import read_frame
+from stm.data.io import atomic_write, read_frame
 from stm.data.scribbles import davis_json_maps, scribbled_frames
 from stm.errors import StmError
 from stm.evaluation.davis_robot import METRICS, interaction_seconds, per_sequence_table, plan_tables, run_session
 from stm.inference.interactive import InteractiveSession
 from stm.model.checkpoint import load_model
 from stm.model.stm import STM
+from stm.progress import progress
 
 log = logging.getLogger("stm")
 
@@ -91,11 +91,19 @@ class Predictor:
     def __call__(self, sequence: str, scribbles: dict, new_sequence: bool, objects: int) -> np.ndarray:
         if new_sequence or self.session is None:
             self.start(sequence, objects)
-        height, width = self.session.size
-        for frame in scribbled_frames(scribbles):
-            maps = davis_json_maps(scribbles, frame, objects, height, width, self.thickness)
-            self.labels = self.session.interact(frame, torch.from_numpy(maps)).numpy()
+        self.labels = answer_scribbles(self.session, scribbles, self.thickness, self.labels)
         return self.labels
+
+
+def answer_scribbles(session: InteractiveSession, scribbles: dict, thickness: int, labels: np.ndarray) -> np.ndarray:
+    """One interaction from DAVIS scribble JSON: the strokes of each scribbled frame, rasterised at the
+    session's working size with `thickness`-pixel lines, go to the session. Returns the new labels
+    (at the session's output size), or `labels` when the JSON holds no stroke."""
+    height, width = session.size
+    for frame in scribbled_frames(scribbles):
+        maps = davis_json_maps(scribbles, frame, session.num_objects, height, width, thickness)
+        labels = session.interact(frame, torch.from_numpy(maps)).numpy()
+    return labels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_tables(root, args.subset, sequences)  # every bad-input error before any work
     model, trained_thickness = load_interactive_model(args.weights, args.backbone, args.device)
     predictor = Predictor(model, root, args.scale, args.batch, args.thickness or trained_thickness)
-    bar = tqdm(desc="sequences", unit="seq", total=len(plan[0]))
+    bar = progress(desc="sequences", unit="seq", total=len(plan[0]))
     started: list[str] = []
 
     def on_sequence(name: str) -> None:  # called per sample; DAVIS has several samples per sequence
@@ -129,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     bar.update(1)
     bar.close()
     table = per_sequence_table(report)
-    table.to_csv(output / "per_sequence.csv", index=False, float_format="%.4f")
+    atomic_write(output / "per_sequence.csv", lambda tmp: table.to_csv(tmp, index=False, float_format="%.4f"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     seconds = interaction_seconds(report).mean()
     at = summary["metric_at_threshold"]

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
 from stm.data.io import (
     check_mask_size,
@@ -36,10 +35,12 @@ from stm.data.youtube import youtube_video, youtube_video_names
 from stm.errors import StmError
 from stm.evaluation.metrics import ObjectResult, sequence_scores, write_results
 from stm.evaluation.writers import OverlayVideo, write_prediction, write_scores, zip_submission
-from stm.inference.semi import SemiSupervisedSession, autocast_dtype
+from stm.inference.semi import SemiSupervisedSession
 from stm.model import STM
 from stm.model.checkpoint import load_model
 from stm.model.frozen import freeze_for_inference
+from stm.precision import autocast_dtype
+from stm.progress import progress
 
 log = logging.getLogger("stm")
 
@@ -167,7 +168,7 @@ def run_job(job: Job, model: torch.nn.Module, opts: EvalOptions, position: int =
     first_size = None
     with ThreadPoolExecutor(2) as readers, ThreadPoolExecutor(2) as writers:
         frames = _prefetch(job.frames, readers)
-        bar = tqdm(frames, total=len(job.frames), desc=job.name, unit="frame", leave=False, position=position)
+        bar = progress(frames, total=len(job.frames), desc=job.name, unit="frame", leave=False, position=position)
         for index, frame in enumerate(bar):
             if first_size is None:
                 first_size = frame.shape
@@ -194,7 +195,7 @@ def run_job(job: Job, model: torch.nn.Module, opts: EvalOptions, position: int =
 def score_jobs(jobs: list[Job]) -> list[ObjectResult]:
     """J and F of every object of every sequence, read back from the written files."""
     results = []
-    for job in tqdm(jobs, desc="J&F", unit="seq", leave=False):
+    for job in progress(jobs, desc="J&F", unit="seq", leave=False):
         truth = [without_void(read_mask(p)) for p in job.ground_truth]
         if job.single_object:
             truth = [(t > 0).astype(np.uint8) for t in truth]

@@ -21,7 +21,7 @@ import signal
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,14 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
-from stm.config import Config, to_dict
+from stm.config import Config, TrainConfig, to_dict
 from stm.data.clips import ClipBatch
 from stm.errors import StmError
-from stm.model.checkpoint import FORMAT_VERSION, load_imagenet_weights, load_weights
+from stm.model.checkpoint import FORMAT_VERSION, load_imagenet_weights, load_initial_weights, load_weights
 from stm.model.stm import STM
+from stm.precision import autocast, autocast_dtype
+from stm.progress import progress
 from stm.train.datasets import build_loader
 from stm.train.distributed import Distributed, init_distributed
 from stm.train.losses import SegmentationLoss, hard_fraction
@@ -58,17 +59,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for train.amp on this device (None: full precision)."""
-    if amp == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if amp == "fp16" and device.type != "cuda":
-        raise StmError("train.amp: fp16 needs CUDA; use bf16 on the CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
 def clip_step(name: str, model: STM, loss: SegmentationLoss, config: Config) -> nn.Module:
     """The registered clip step `name`; stm.train.<name>_step is imported first if it exists."""
     if name not in CLIP_STEPS:
@@ -79,6 +69,24 @@ def clip_step(name: str, model: STM, loss: SegmentationLoss, config: Config) -> 
     if name not in CLIP_STEPS:
         raise StmError(f"train.step: {name!r} is not one of {', '.join(sorted(CLIP_STEPS))}")
     return CLIP_STEPS[name](model, loss, config)
+
+
+def parameter_groups(model: nn.Module, train: TrainConfig) -> list[dict[str, Any]]:
+    """The trainable parameters in groups of equal learning rate: train.lr times the factor of the longest
+    train.lr_factors prefix a parameter's name starts with (1 without one). A prefix matching nothing is
+    an error, so a typo cannot silently train at the plain rate."""
+    groups: dict[float, list[nn.Parameter]] = {}
+    used = set()
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        prefix = max((p for p in train.lr_factors if name.startswith(p)), key=len, default=None)
+        used.add(prefix)
+        groups.setdefault(train.lr_factors.get(prefix, 1.0), []).append(parameter)
+    unused = sorted(set(train.lr_factors) - used)
+    if unused:
+        raise StmError(f"train.lr_factors: no trainable parameter is named {unused[0]}...")
+    return [{"params": params, "lr": train.lr * factor} for factor, params in groups.items()]
 
 
 def freeze_batchnorm(model: nn.Module) -> None:
@@ -140,7 +148,10 @@ class Trainer:
         self.dist: Distributed = init_distributed(self.device)
         if self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
-        self.amp = autocast_dtype(train.amp, self.device)
+        try:
+            self.amp = autocast_dtype(self.device, train.amp)
+        except StmError as exc:
+            raise StmError(f"train.amp: {exc}") from None
         self.folder = RunFolder(run_dir, config.run.keep_last)
         self.seed_everything(train.seed + self.dist.rank)
 
@@ -178,14 +189,13 @@ class Trainer:
             load_weights(self.model, self.folder.latest)
         else:
             if self.config.model.init_weights:
-                load_weights(self.model, self.config.model.init_weights)
-                log.info("initialised from %s", self.config.model.init_weights)
+                load_initial_weights(self.model, self.config.model.init_weights)
             else:
                 load_imagenet_weights(self.model, self.config.model.imagenet_weights)
         self.set_train_mode()
-        parameters = [p for p in self.model.parameters() if p.requires_grad]
         train = self.config.train
-        self.optimizer = torch.optim.Adam(parameters, lr=train.lr, weight_decay=train.weight_decay)
+        groups = parameter_groups(self.model, train)
+        self.optimizer = torch.optim.Adam(groups, lr=train.lr, weight_decay=train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(train, s))
         if checkpoint is not None:
             self.restore(checkpoint)
@@ -253,10 +263,8 @@ class Trainer:
 
     # ----- the loop -----
 
-    def autocast(self):
-        if self.amp is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp)
+    def autocast(self) -> AbstractContextManager:
+        return autocast(self.device, self.amp)
 
     def train_step(self, batch: ClipBatch) -> tuple[float, torch.Tensor | None, bool]:
         """One optimizer step, applied only when the loss and the gradient are finite on every process.
@@ -310,7 +318,10 @@ class Trainer:
         deadline = started + 60 * config.train.max_minutes if config.train.max_minutes > 0 else None
         last_save = last_val = started
         nan_streak, window_loss, window_count, window_start = 0, 0.0, 0, started
-        bar = tqdm(total=config.train.steps, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True)
+        bar = progress(
+            total=config.train.steps, initial=self.step, desc="train", unit="step", disable=not self.dist.is_main,
+            dynamic_ncols=True,
+        )
         previous_seconds, validation_seconds = self.train_seconds, 0.0
         interrupted = False
         with StopSignal() as signals:
@@ -432,11 +443,11 @@ class Trainer:
                 "step": self.step,
                 "train_minutes": round(self.train_seconds / 60, 3),
                 "wall_minutes": round((time.monotonic() - self.session_start) / 60, 3),
-                **{key: float(scores[key]) for key in ("J&F", "J", "F")},
+                **{key: float(value) for key, value in scores.items()},  # J&F, J, F, and e.g. J&F@1.., AUC
             }
             self.curve.append(point)
             self.folder.write_curve(self.curve)
-            for key in ("J&F", "J", "F"):
+            for key in scores:
                 self.writer.add_scalar(f"val/{key}", point[key], self.step)
             self.writer.add_scalar("val/J&F_vs_train_seconds", point["J&F"], int(self.train_seconds))
             log.info("step %d: validation J&F %.3f (J %.3f, F %.3f)", self.step, point["J&F"], point["J"], point["F"])

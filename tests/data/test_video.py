@@ -58,6 +58,19 @@ def test_youtube_layout_divides_the_skip_by_five(videos, tmp_path):
         assert gaps.max() <= 2  # 9 // 5 = 1 frame skipped at most
 
 
+def test_youtube_training_reads_the_layout_as_evaluation_does(videos, tmp_path):
+    """One YouTube-VOS reader (stm.data.youtube): hidden files such as macOS "._00000.jpg" are not frames,
+    and meta.json, when present, lists the videos."""
+    for part in ("JPEGImages", "Annotations"):
+        shutil.copytree(videos / part / "480p", tmp_path / "train" / part)
+    (tmp_path / "train" / "JPEGImages" / "train-000" / "._00000.jpg").write_bytes(b"\0\0 not an image")
+    (tmp_path / "train" / "meta.json").write_text('{"videos": {"train-000": {}, "train-001": {}}}')
+    source = VideoSource(VideoSourceConfig(root=str(tmp_path), kind="youtube"), (32, 48), 3, 2, AugmentConfig())
+    assert [name for name, _ in source.videos] == ["train-000", "train-001"]
+    frames = [frame.name for frame, _ in source.videos[0][1]]
+    assert frames == sorted(p.name for p in (videos / "JPEGImages" / "480p" / "train-000").iterdir())
+
+
 def test_bad_dataset_folders_are_named(tmp_path, videos):
     with pytest.raises(StmError, match="no such dataset folder"):
         VideoSource(VideoSourceConfig(root=str(tmp_path / "absent")), (32, 48), 3, 2, AugmentConfig())

@@ -1,5 +1,6 @@
 import csv
 import zipfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -37,6 +38,12 @@ def test_davis_submission_scores_and_overlays(davis_root, tmp_path):
     assert rows[0][:2] == ["J&F-Mean", "J-Mean"] and 0 <= float(rows[1][0]) <= 1
     rows = list(csv.reader((out / "per-sequence_results-val.csv").open()))
     assert [r[0] for r in rows[1:]] == ["a_1", "a_2", "b_1", "b_2"]
+
+
+def test_progress_in_a_log_is_plain_lines(davis_root, tmp_path, capsys):
+    main(["--root", str(davis_root), "--output", str(tmp_path / "out"), *FAST])
+    err = capsys.readouterr().err  # not a terminal
+    assert "\r" not in err and "a: 5/5 frame" in err and "b: 5/5 frame" in err
 
 
 def test_rerun_skips_complete_sequences(davis_root, tmp_path, capsys):
@@ -162,3 +169,14 @@ def test_weights_that_are_not_a_checkpoint_name_the_file(davis_root, tmp_path, c
     weights.write_text("not weights")
     message = _fails(["--root", str(davis_root), "--output", str(tmp_path / "o"), "--weights", str(weights)], capsys)
     assert str(weights) in message and "not a readable checkpoint" in message
+
+
+def test_the_launcher_is_thin_and_its_parser_lives_in_the_package(tmp_path):
+    from stm.evaluation import semi_cli
+
+    launcher = (Path(__file__).resolve().parents[2] / "eval_semi.py").read_text()
+    assert "argparse" not in launcher and main is semi_cli.main
+    opts = semi_cli.parse_args(["--root", "R", "--output", "O", "--amp", "--sequences", "a,b", "--year", "2016"])
+    assert (opts.amp, opts.sequences, opts.year, opts.dataset) == (True, ["a", "b"], 2016, "davis")
+    with pytest.raises(SystemExit):
+        semi_cli.parse_args(["--root", "R", "--output", "O", "--max-memory-frames", "1"])

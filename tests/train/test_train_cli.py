@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import eval_semi
+from stm.data.io import PARTIAL_GLOB
 from stm.errors import StmError
 from stm.model.checkpoint import read_checkpoint
 from stm.train.main import main
@@ -86,5 +87,5 @@ def test_sigterm_saves_and_sigkill_leaves_a_loadable_checkpoint_to_resume(tiny_v
     out = process.communicate(timeout=120)[0]
     assert process.returncode == 0 and f"resumed from step {killed}" in out
     assert read_checkpoint(run / "latest.pth")["step"] == killed + 1
-    assert not list(run.glob(".*.tmp"))
+    assert not list(run.glob(PARTIAL_GLOB))
 
