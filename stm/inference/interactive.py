@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stm.model.aggregation import channel_argmax
 from stm.model.stm import QueryFeatures
 
 # Query encodings kept across rounds: every frame of a 64x112 demo video, about 12 frames at 480p.
@@ -121,8 +122,8 @@ class InteractiveSession:
             query = self._query(start)
             count = query.value.shape[0]
             probs = self.model.segment(query, keys.expand(count, -1, -1, -1), values.expand(count, -1, -1, -1)).probs
-            self.labels[start : start + count] = probs.argmax(dim=1).to(torch.uint8).cpu()
+            self.labels[start : start + count] = channel_argmax(probs, dim=1).to(torch.uint8).cpu()
             if self.output_size != self.size:
                 probs = F.interpolate(probs, size=self.output_size, mode="bilinear", align_corners=False)
-            output[start : start + count] = probs.argmax(dim=1).to(torch.uint8).cpu()
+            output[start : start + count] = channel_argmax(probs, dim=1).to(torch.uint8).cpu()
         return output

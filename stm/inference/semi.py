@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from stm.inference.memory_bank import MemoryBank
+from stm.model.aggregation import channel_argmax
 from stm.precision import autocast, autocast_dtype
 
 
@@ -151,7 +152,7 @@ class SemiSupervisedSession:
         order = sorted(range(len(self.ids)), key=lambda c: self.ids[c])
         ids = [self.ids[c] for c in order]
         lookup = np.array([0, *self.ids], dtype=np.uint8 if max(self.ids, default=0) < 256 else np.int32)
-        labels = lookup[probs.argmax(dim=0).cpu().numpy()]
+        labels = lookup[channel_argmax(probs, dim=0).cpu().numpy()]
         if order != list(range(len(order))):
             probs = probs[[0, *(1 + c for c in order)]]
         return FrameResult(index, labels, probs.float(), ids)
