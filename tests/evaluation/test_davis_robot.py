@@ -51,7 +51,7 @@ def test_full_session_with_the_real_robot(robot_root, tmp_path):
     from davisinteractive.dataset import Davis
 
     torch.manual_seed(0)
-    predictor = Predictor(STM("interactive", "resnet18").eval(), robot_root, scale=1.0, batch=4, thickness=1)
+    predictor = Predictor(STM("interactive", "resnet18").eval(), robot_root, size=None, batch=4, thickness=1)
     seen = []
     summary, report, csv = run_session(
         robot_root, tmp_path, predictor, max_interactions=3, max_time=None, on_sequence=seen.append
@@ -79,7 +79,7 @@ def test_registration_reads_the_folder(robot_root):
 
 def test_cli_writes_the_summary(robot_root, tmp_path, capsys):
     main(["--root", str(robot_root), "--output", str(tmp_path), "--sequences", "val-001",
-          "--backbone", "resnet18", "--max-interactions", "2", "--scale", "0.5"])
+          "--backbone", "resnet18", "--max-interactions", "2", "--size", "24"])
     assert (tmp_path / "summary.json").is_file() and (tmp_path / "per_sequence.csv").is_file()
     assert "AUC" in capsys.readouterr().out
 
