@@ -7,7 +7,7 @@ import pytest
 from stm.data.frames import ArrayFrames, FolderFrames, open_frames
 from stm.data.io import write_frame
 from stm.data.synthetic import SyntheticSpec, render_video
-from stm.data.video_file import VideoFileFrames
+from stm.data.video_file import VideoFileFrames, write_video
 from stm.errors import StmError
 
 
@@ -45,6 +45,17 @@ def test_mp4_round_trip_in_any_order(clip, tmp_path):
         np.testing.assert_array_equal(shuffled[int(index)], forward[index])
     with pytest.raises(IndexError):
         video[30]
+
+
+def test_write_video_is_what_reads_back(clip, tmp_path):
+    assert write_video(tmp_path / "clip.mp4", iter(clip), fps=29.97, crf=0) == 30
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]  # written under a temporary name, renamed
+    video = VideoFileFrames(tmp_path / "clip.mp4")
+    assert len(video) == 30 and video.size == (48, 80)
+    assert max(np.abs(video[i].astype(int) - clip[i]).mean() for i in range(30)) < 8  # 4:2:0 colour, textured frames
+    with pytest.raises(StmError, match="no frames to write"):
+        write_video(tmp_path / "none.mp4", [])
+    assert not (tmp_path / "none.mp4").exists()
 
 
 def test_folder_in_natural_order_and_lazily(clip, tmp_path):
