@@ -124,6 +124,25 @@ def test_strokes_default_to_the_width_the_checkpoint_trained_with(tmp_path):
     assert load_interactive_model(str(weights), "resnet18", "cpu")[1] == 3
 
 
+def test_the_network_runs_at_the_size_the_checkpoint_trained_at(robot_root, tmp_path, monkeypatch):
+    import stm.evaluation.interactive_eval as interactive_eval
+
+    sizes = []
+
+    class Spy(interactive_eval.InteractiveSession):
+        def __init__(self, model, frames, *args, **kwargs):
+            sizes.append(tuple(frames.shape[-2:]))
+            super().__init__(model, frames, *args, **kwargs)
+
+    monkeypatch.setattr(interactive_eval, "InteractiveSession", Spy)
+    weights = tmp_path / "small.pth"
+    save_checkpoint(weights, STM("interactive", "resnet18", decoder_channels=32), size=24)
+    common = ["--root", str(robot_root), "--sequences", "val-000", "--weights", str(weights), "--max-interactions", "1"]
+    main([*common, "--output", str(tmp_path / "default")])
+    main([*common, "--output", str(tmp_path / "native"), "--size", "native"])
+    assert sizes == [(24, 32), (48, 64)]  # the robot's frames are 64x48
+
+
 def test_cli_prints_one_line_and_exits_1(tmp_path):
     import subprocess
     import sys
