@@ -189,7 +189,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     grad_clip: float = 0.0  # max gradient norm (0: off)
     channels_last: bool = True  # NHWC weights: about 10% faster steps on the CPU (fp32), what tensor cores want
-    amp: str = "auto"  # auto (bf16 or fp16 on CUDA, fp32 on the CPU) | fp32 | bf16 | fp16 (CUDA only)
+    amp: str = "auto"  # auto (fp16 + gradient scaler on CUDA, fp32 on the CPU) | fp32 | bf16 | fp16 (CUDA only)
     device: str = "auto"  # auto | cpu | cuda
     freeze_bn: bool | None = None  # None: frozen when starting from pretrained weights, trainable from random init
     threads: int = 0  # torch CPU threads per process (0: torch's default)

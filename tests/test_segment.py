@@ -12,10 +12,7 @@ from stm.data.video_file import VideoFileFrames, write_video
 from stm.model.checkpoint import save_checkpoint
 from stm.segment import main
 
-
-@pytest.fixture(autouse=True)
-def _tiny(one_thread):
-    """Tiny frames: one thread (see tests/conftest.py)."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny frames (see tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from stm.data.io import without_void
 from stm.errors import StmError
 
 log = logging.getLogger("stm")
@@ -73,7 +74,7 @@ def sequence_entry(root: Path, name: str, subset: str) -> dict:
             if image.size != size:
                 raise StmError(f"{file}: size {image.size} differs from the sequence's first annotation {size}")
             ids = np.asarray(image)
-        objects = max(objects, int(ids[ids < 255].max(initial=0)))
+        objects = max(objects, int(without_void(ids).max(initial=0)))
     if objects == 0:
         raise StmError(f"{annotations}: no object in any annotation")
     scribbles = _scribble_files(root, name)

@@ -62,8 +62,9 @@ def describe_size(size: int | None) -> str:
 def working_shape(shape: tuple[int, int], size: int | None) -> tuple[int, int]:
     """(height, width) with the short side `size` and the long side scaled alike, then rounded to a
     multiple of 16 (the network's stride), so no padding band is added along it: the demo model, trained
-    on unpadded 64x112 frames, scored J&F 0.21 instead of 0.57 on the same video at 64x115 (padded to
-    64x128 with black). The aspect ratio moves by at most 8 pixels over the long side. `shape` when None."""
+    on unpadded 64x112 frames, scored J 0.34 instead of 0.55 on generated videos given at 64x115 (padded
+    to 64x128 with black; docs/results.md). The aspect ratio moves by at most 8 pixels over the long side.
+    `shape` when None."""
     height, width = int(shape[0]), int(shape[1])
     if size is None:
         return height, width

@@ -1,8 +1,8 @@
 """Weights on disk: our checkpoints, the official STM_weights.pth, and ImageNet ResNet weights.
 
 Our checkpoint is one file: {"format_version", "model", "optimizer", "step", "config", "size", ...},
-written atomically (temporary file in the same folder, fsync, rename), so a crash at any moment leaves
-either the old file or the new one, never a broken one.
+written atomically (stm.data.io.atomic_write: temporary file in the same folder, fsync, rename), so a
+crash at any moment leaves either the old file or the new one, never a broken one.
 
 The official release is a DataParallel state dict (keys prefixed "module.") with the module names
 of the authors' model.py; `convert_official_state_dict` maps every key onto ours and refuses keys
@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from stm.config import InteractiveConfig
+from stm.data.io import atomic_write
 from stm.errors import StmError
 from stm.model.backbone import IMAGENET_MEAN, IMAGENET_STD
 from stm.model.stm import STM
@@ -96,22 +96,6 @@ def convert_official_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return converted
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file beside `path`, fsync, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -132,7 +116,7 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         **extra,
     }
-    atomic_save(checkpoint, path)
+    atomic_write(path, lambda temporary: torch.save(checkpoint, temporary))
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -30,35 +30,20 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from stm.config import InteractiveConfig
 from stm.data.clips import ClipBatch
 from stm.data.interactive_root import scribble_frame
+from stm.data.io import without_void
 from stm.data.scribbles import correction_maps, first_round_maps
-from stm.evaluation.metrics import frame_scores
+from stm.evaluation.metrics import frame_scores, mean_jaccard
 from stm.inference.interactive import InteractiveSession
-from stm.model.stm import STM, QueryFeatures
+from stm.model.stm import STM
 from stm.train.losses import SegmentationLoss
 from stm.train.steps import StepOutput, register_step
 
 log = logging.getLogger("stm")
-
-
-def repeat_query(query: QueryFeatures, index: Tensor) -> QueryFeatures:
-    """The query features of the frames at `index` (dim 0)."""
-    return QueryFeatures(query.key[index], query.value[index], query.r3[index], query.r2[index], query.pad)
-
-
-def frame_iou(prediction: Tensor, labels: Tensor, objects: int) -> Tensor:
-    """Mean IoU over the N object slots of each frame: prediction, labels [..., H, W] -> [...]."""
-    scores = []
-    for k in range(1, objects + 1):
-        pred, true = prediction == k, labels == k
-        union = (pred | true).flatten(-2).sum(-1)
-        inter = (pred & true).flatten(-2).sum(-1)
-        scores.append(torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union, dtype=torch.float)))
-    return torch.stack(scores).mean(0)
 
 
 class InteractiveClipStep(nn.Module):
@@ -113,8 +98,8 @@ class InteractiveClipStep(nn.Module):
             losses.append(self.loss(seg.logits, targets, step))
             probs = seg.probs.detach().unflatten(0, (batch_size, length))
             predicted = probs.argmax(2)
-            self.round_iou.append(float(frame_iou(predicted, batch.labels, objects).mean()))
             prediction = predicted.to(torch.uint8).cpu().numpy()
+            self.round_iou.append(float(mean_jaccard(prediction, labels, objects).mean()))
         return StepOutput(torch.stack(losses).mean(), probs[:, 1:])
 
     @staticmethod
@@ -123,8 +108,7 @@ class InteractiveClipStep(nn.Module):
         batch_size, length = scribbled.shape
         if round_index == 0:
             return [int(rng.integers(length)) for _ in range(batch_size)]
-        iou = frame_iou(torch.from_numpy(prediction).long(), labels.cpu(), objects).numpy()
-        iou = np.where(scribbled, np.inf, iou)
+        iou = np.where(scribbled, np.inf, mean_jaccard(prediction, labels.cpu().numpy(), objects))
         return [int(row.argmin()) for row in iou]
 
 
@@ -143,7 +127,7 @@ def simulate_session(
     """Plays `rounds` interactions on one video as the DAVIS robot would, with synthesised scribbles:
     round 1 on the frame where every object is best visible, later rounds on the worst frame (J&F)
     not scribbled yet. Returns per round (J, F), each [K objects, T frames], over all frames."""
-    truth = np.stack(labels)
+    truth = without_void(np.stack(labels))
     objects = int(truth.max())
     ids = list(range(1, objects + 1))
     device = next(model.parameters()).device

@@ -12,18 +12,18 @@ from collections.abc import Callable
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from stm.config import Config, ValConfig
-from stm.data.io import davis_sequence, davis_sequence_names, read_frame, read_mask
+from stm.data.io import davis_sequence, davis_sequence_names, read_frame, read_mask, without_void
 from stm.errors import StmError
 from stm.evaluation.metrics import ObjectResult, sequence_scores, summarise
 from stm.inference.semi import propagate
 from stm.model.stm import STM
+from stm.progress import progress as progress_bar
 
 
 def load_videos(config: ValConfig) -> list[tuple[str, list[np.ndarray], list[np.ndarray]]]:
-    """(name, frames, id maps) of the validation videos, every frame annotated."""
+    """(name, frames, id maps) of the validation videos, every frame annotated; void (255) is background."""
     names = davis_sequence_names(config.root, config.year, config.split)
     if config.max_videos > 0:
         names = names[: config.max_videos]
@@ -33,7 +33,7 @@ def load_videos(config: ValConfig) -> list[tuple[str, list[np.ndarray], list[np.
         if len(sequence.masks) != len(sequence.frames):
             raise StmError(f"{config.root}/Annotations/480p/{name}: validation needs a mask for every frame")
         frames = [read_frame(path) for path in sequence.frames]
-        labels = [read_mask(sequence.masks[index]) for index in range(len(sequence.frames))]
+        labels = [without_void(read_mask(sequence.masks[index])) for index in range(len(sequence.frames))]
         if config.size is not None:
             height, width = config.size
             frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames]
@@ -45,7 +45,8 @@ def load_videos(config: ValConfig) -> list[tuple[str, list[np.ndarray], list[np.
 def evaluate_videos(model: STM, videos: list, mem_every: int = 5, progress: bool = True) -> dict[str, float]:
     """J&F, J and F (DAVIS definitions, in [0, 1]) of `model` on (name, frames, labels) videos."""
     results = []
-    for name, frames, labels in tqdm(videos, desc="validate", leave=False, disable=not progress):
+    for name, frames, labels in progress_bar(videos, desc="validate", unit="video", leave=False, disable=not progress):
+        labels = [without_void(mask) for mask in labels]  # as the official evaluation scores them
         predictions = list(propagate(model, frames, labels[0], mem_every=mem_every))
         ids = [int(k) for k in np.unique(labels[0]) if k != 0]
         j, f = sequence_scores(np.stack(labels), np.stack(predictions), ids)

@@ -51,16 +51,40 @@ def test_session_reuses_query_encodings_across_rounds(video):
     assert sorted(session.memory) == [0, 2, 4]  # frame 2 was refreshed, not added twice
 
 
-def test_session_accumulates_scribbles_and_uses_the_current_mask(video):
+class Recording(STM):
+    """STM that records the masks and scribbles its memory encoder is given."""
+
+    def __init__(self):
+        super().__init__(mode="interactive", backbone="resnet18")
+        self.inputs = []
+
+    def encode_memory(self, frame, masks, scribbles=None, **options):
+        self.inputs.append((masks.clone(), scribbles.clone()))
+        return super().encode_memory(frame, masks, scribbles, **options)
+
+
+def one_hot(labels, objects=2):
+    return torch.stack([labels == k for k in range(1, objects + 1)]).float()[None]
+
+
+def test_each_interaction_memorises_its_frame_with_the_current_mask_and_all_its_scribbles(video):
     frames, truth = video
-    session = InteractiveSession(STM("interactive", "resnet18").eval(), frames, num_objects=2)
+    model = Recording().eval()
+    session = InteractiveSession(model, frames, num_objects=2)
     first = torch.zeros(2, 2, 48, 64, dtype=torch.bool)
     first[0, 0, 10, 10] = True
     second = torch.zeros_like(first)
     second[1, 1, 30, 30] = True
-    session.interact(1, first)
-    session.interact(1, second)
-    assert session.scribbles[1][0, 0, 10, 10] and session.scribbles[1][1, 1, 30, 30]
+    round1 = session.interact(1, first)
+    round2 = session.interact(3, first)
+    round3 = session.interact(1, second)
+    masks, scribbles = zip(*model.inputs, strict=True)
+    assert not masks[0].any()  # nothing predicted before the first interaction
+    assert torch.equal(masks[1], one_hot(round1[3])) and masks[1].any()  # round 1's prediction of frame 3
+    assert torch.equal(masks[2], one_hot(round2[1])) and masks[2].any()  # round 2's prediction of frame 1
+    assert not torch.equal(masks[2], one_hot(round1[1]))  # (it changed between the rounds)
+    assert torch.equal(scribbles[2][0].bool(), first | second)  # frame 1 keeps its first strokes too
+    assert session.memory.keys() == {1, 3} and round3.shape == (5, 48, 64)
 
 
 def test_batched_segmentation_matches_frame_by_frame(video):

@@ -12,13 +12,7 @@ from stm.train.losses import SegmentationLoss
 from stm.train.steps import CLIP_STEPS
 from stm.train.trainer import clip_step
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def clip_batch(batch=2, frames=3, height=48, width=64) -> ClipBatch:
