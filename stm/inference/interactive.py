@@ -12,9 +12,9 @@ interaction) and reused; a memory frame is re-encoded only when it receives new 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stm.inference.working_size import resize
 from stm.model.stm import QueryFeatures
 
 
@@ -91,6 +91,6 @@ class InteractiveSession:
             probs = seg.probs
             self.labels[start : start + count] = probs.argmax(dim=1).to(torch.uint8).cpu()
             if self.output_size != self.size:
-                probs = F.interpolate(probs, size=self.output_size, mode="bilinear", align_corners=False)
+                probs = resize(probs, self.output_size)
             output[start : start + count] = probs.argmax(dim=1).to(torch.uint8).cpu()
         return output
