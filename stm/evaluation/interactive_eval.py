@@ -90,11 +90,19 @@ class Predictor:
     def __call__(self, sequence: str, scribbles: dict, new_sequence: bool, objects: int) -> np.ndarray:
         if new_sequence or self.session is None:
             self.start(sequence, objects)
-        height, width = self.session.size
-        for frame in scribbled_frames(scribbles):
-            maps = davis_json_maps(scribbles, frame, objects, height, width, self.thickness)
-            self.labels = self.session.interact(frame, torch.from_numpy(maps)).numpy()
+        self.labels = answer_scribbles(self.session, scribbles, self.thickness, self.labels)
         return self.labels
+
+
+def answer_scribbles(session: InteractiveSession, scribbles: dict, thickness: int, labels: np.ndarray) -> np.ndarray:
+    """One interaction from DAVIS scribble JSON: the strokes of each scribbled frame, rasterised at the
+    session's working size with `thickness`-pixel lines, go to the session. Returns the new labels
+    (at the session's output size), or `labels` when the JSON holds no stroke."""
+    height, width = session.size
+    for frame in scribbled_frames(scribbles):
+        maps = davis_json_maps(scribbles, frame, session.num_objects, height, width, thickness)
+        labels = session.interact(frame, torch.from_numpy(maps)).numpy()
+    return labels
 
 
 def main(argv: list[str] | None = None) -> int:

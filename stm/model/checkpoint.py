@@ -163,6 +163,46 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
     return checkpoint
 
 
+SCRIBBLE_STEM = "memory_encoder.trunk.extra_stem.weight"
+
+
+def semi_to_interactive(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Semi-supervised weights (our layout) as an interactive model's: every layer as it is, except the
+    memory encoder's extra input stem. Its mask channel is kept; the other-objects channel is dropped;
+    the positive and negative scribble channels are new and start at zero, so the model first behaves
+    as the semi-supervised one given the object's mask alone."""
+    stem = state[SCRIBBLE_STEM]
+    scribbles = torch.zeros(stem.shape[0], 2, *stem.shape[2:], dtype=stem.dtype)
+    return {**state, SCRIBBLE_STEM: torch.cat([stem[:, :1], scribbles], dim=1)}
+
+
+def load_initial_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
+    """model.init_weights: like load_weights, and an interactive model also starts from semi-supervised
+    weights (ours or the official STM_weights.pth), saying in one line what was copied and what is new.
+    A missing file names the config that writes it when one exists (configs/<run>.yaml)."""
+    path = Path(path)
+    if not path.is_file():
+        writer = Path("configs") / f"{path.parent.name}.yaml"
+        known = path.name == "latest.pth" and writer.is_file()
+        hint = f"; train it first: python train.py --config {writer}" if known else ""
+        raise StmError(f"{path}: model.init_weights does not exist{hint}")
+    checkpoint = read_checkpoint(path)
+    state, mode = model_state(checkpoint, path)
+    mode = mode or _mode_of_state(state)
+    if mode == "semi" and model.mode == "interactive" and SCRIBBLE_STEM in state:
+        _load_state(model, semi_to_interactive(state), "interactive", path)
+        log.info(
+            "init_weights %s: semi-supervised weights in the interactive model: copied %d tensors (both encoders, "
+            "key/value heads, decoder; the memory encoder's mask input channel); new, zero-initialised: its "
+            "positive and negative scribble input channels (%s[:, 1:3]); dropped: its other-objects channel",
+            path, len(state), SCRIBBLE_STEM,
+        )
+    else:
+        _load_state(model, state, mode, path)
+        log.info("init_weights %s: all %d tensors copied", path, len(state))
+    return checkpoint
+
+
 def _load_state(model: nn.Module, state: dict[str, Tensor], mode: str | None, path: str | os.PathLike) -> None:
     mode = mode or _mode_of_state(state)
     if mode is not None and mode != model.mode:

@@ -31,10 +31,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
-from stm.config import Config, to_dict
+from stm.config import Config, TrainConfig, to_dict
 from stm.data.clips import ClipBatch
 from stm.errors import StmError
-from stm.model.checkpoint import FORMAT_VERSION, load_imagenet_weights, load_weights, training_size
+from stm.model.checkpoint import (
+    FORMAT_VERSION,
+    load_imagenet_weights,
+    load_initial_weights,
+    load_weights,
+    training_size,
+)
 from stm.model.stm import STM
 from stm.precision import autocast, autocast_dtype
 from stm.progress import progress
@@ -69,6 +75,24 @@ def clip_step(name: str, model: STM, loss: SegmentationLoss, config: Config) -> 
     if name not in CLIP_STEPS:
         raise StmError(f"train.step: {name!r} is not one of {', '.join(sorted(CLIP_STEPS))}")
     return CLIP_STEPS[name](model, loss, config)
+
+
+def parameter_groups(model: nn.Module, train: TrainConfig) -> list[dict[str, Any]]:
+    """The trainable parameters in groups of equal learning rate: train.lr times the factor of the longest
+    train.lr_factors prefix a parameter's name starts with (1 without one). A prefix matching nothing is
+    an error, so a typo cannot silently train at the plain rate."""
+    groups: dict[float, list[nn.Parameter]] = {}
+    used = set()
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        prefix = max((p for p in train.lr_factors if name.startswith(p)), key=len, default=None)
+        used.add(prefix)
+        groups.setdefault(train.lr_factors.get(prefix, 1.0), []).append(parameter)
+    unused = sorted(set(train.lr_factors) - used)
+    if unused:
+        raise StmError(f"train.lr_factors: no trainable parameter is named {unused[0]}...")
+    return [{"params": params, "lr": train.lr * factor} for factor, params in groups.items()]
 
 
 def freeze_batchnorm(model: nn.Module) -> None:
@@ -171,14 +195,13 @@ class Trainer:
             load_weights(self.model, self.folder.latest)
         else:
             if self.config.model.init_weights:
-                load_weights(self.model, self.config.model.init_weights)
-                log.info("initialised from %s", self.config.model.init_weights)
+                load_initial_weights(self.model, self.config.model.init_weights)
             else:
                 load_imagenet_weights(self.model, self.config.model.imagenet_weights)
         self.set_train_mode()
-        parameters = [p for p in self.model.parameters() if p.requires_grad]
         train = self.config.train
-        self.optimizer = torch.optim.Adam(parameters, lr=train.lr, weight_decay=train.weight_decay)
+        groups = parameter_groups(self.model, train)
+        self.optimizer = torch.optim.Adam(groups, lr=train.lr, weight_decay=train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(train, s))
         if checkpoint is not None:
             self.restore(checkpoint)
@@ -428,11 +451,11 @@ class Trainer:
                 "step": self.step,
                 "train_minutes": round(self.train_seconds / 60, 3),
                 "wall_minutes": round((time.monotonic() - self.session_start) / 60, 3),
-                **{key: float(scores[key]) for key in ("J&F", "J", "F")},
+                **{key: float(value) for key, value in scores.items()},  # J&F, J, F, and e.g. J&F@1.., AUC
             }
             self.curve.append(point)
             self.folder.write_curve(self.curve)
-            for key in ("J&F", "J", "F"):
+            for key in scores:
                 self.writer.add_scalar(f"val/{key}", point[key], self.step)
             self.writer.add_scalar("val/J&F_vs_train_seconds", point["J&F"], int(self.train_seconds))
             log.info("step %d: validation J&F %.3f (J %.3f, F %.3f)", self.step, point["J&F"], point["J"], point["F"])

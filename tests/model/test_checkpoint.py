@@ -1,3 +1,4 @@
+import logging
 import os
 from pathlib import Path
 
@@ -10,8 +11,11 @@ from stm.errors import StmError
 from stm.inference.semi import SemiSupervisedSession
 from stm.model import STM
 from stm.model.checkpoint import (
+    _OFFICIAL_PARTS,
+    _OFFICIAL_PREFIXES,
     convert_official_state_dict,
     load_imagenet_weights,
+    load_initial_weights,
     load_model,
     load_weights,
     read_checkpoint,
@@ -150,6 +154,82 @@ def test_official_weights_give_the_official_codes_outputs(official_file):
     expected = np.load(FIXTURE)["probs"]
     assert ours.shape == expected.shape == (2, 2, 14, 22)
     assert np.abs(ours - expected).max() < 1e-4
+
+
+def memory_features(model, masks, scribbles=None):
+    torch.manual_seed(1)
+    frame = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        return model.encode_memory(frame, masks, scribbles)
+
+
+def official_layout_of(model: STM) -> dict[str, torch.Tensor]:
+    """Our semi-supervised model's weights under the official names (DataParallel-wrapped), by the
+    converter's own tables read backwards."""
+    parts = {ours: official for official, ours in _OFFICIAL_PARTS.items()}
+    state = {}
+    for key, value in model.state_dict().items():
+        if key == "memory_encoder.trunk.extra_stem.weight":
+            state["Encoder_M.conv1_m.weight"], state["Encoder_M.conv1_o.weight"] = value[:, :1], value[:, 1:]
+            continue
+        official, ours = next((o, u) for o, u in _OFFICIAL_PREFIXES if key.startswith(u))
+        state[official + ".".join(parts.get(p, p) for p in key[len(ours) :].split("."))] = value
+    for encoder in ("Encoder_M", "Encoder_Q"):
+        state[f"{encoder}.mean"] = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        state[f"{encoder}.std"] = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return {f"module.{key}": value for key, value in state.items()}
+
+
+def test_interactive_model_starts_from_the_official_semi_weights(tmp_path, caplog):
+    torch.manual_seed(0)
+    semi = STM("semi").eval()
+    official = official_layout_of(semi)
+    assert set(official) == set(official_layout_state_dict())  # the names the official model.py writes
+    path = tmp_path / "STM_weights.pth"
+    torch.save(official, path)
+    model = STM("interactive").eval()
+    with caplog.at_level(logging.INFO, logger="stm"):
+        load_initial_weights(model, path)
+    lines = [r.getMessage() for r in caplog.records if "init_weights" in r.getMessage()]
+    assert len(lines) == 1
+    assert "semi-supervised" in lines[0] and "zero-initialised" in lines[0] and "scribble" in lines[0]
+    ours = model.state_dict()
+    for key, value in semi.state_dict().items():  # every layer copied but the extra input stem
+        if key != "memory_encoder.trunk.extra_stem.weight":
+            assert torch.equal(ours[key], value), key
+    stem = ours["memory_encoder.trunk.extra_stem.weight"]
+    assert stem.shape == (64, 3, 7, 7)
+    assert torch.equal(stem[:, :1], official["module.Encoder_M.conv1_m.weight"])  # the mask input, copied
+    assert not stem[:, 1:].any()  # the scribble inputs, new and zero
+    # so the interactive model first encodes a memory frame as the semi one does a lone object, scribbles or not
+    masks = torch.zeros(1, 1, 64, 64)
+    masks[..., 10:40, 20:50] = 1
+    scribbles = torch.rand(1, 1, 2, 64, 64).round()
+    for got, want in zip(memory_features(model, masks, scribbles), memory_features(semi, masks), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_interactive_model_starts_from_our_semi_checkpoint(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    semi = STM("semi", "resnet18", decoder_channels=32)
+    path = tmp_path / "checkpoints" / "demo" / "latest.pth"
+    save_checkpoint(path, semi)
+    model = STM("interactive", "resnet18", decoder_channels=32)
+    load_initial_weights(model, path)
+    assert torch.equal(model.decoder.predict.weight, semi.decoder.predict.weight)
+    load_initial_weights(STM("semi", "resnet18", decoder_channels=32), path)  # same mode: plain load
+    with pytest.raises(StmError, match="another backbone"):
+        load_initial_weights(STM("interactive", "resnet18"), path)  # a 256-channel decoder
+    with pytest.raises(StmError, match="interactive model, but the model is semi"):
+        save_checkpoint(tmp_path / "i.pth", model)
+        load_initial_weights(STM("semi", "resnet18", decoder_channels=32), tmp_path / "i.pth")
+    # a missing start names the config that writes it
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "demo.yaml").write_text("{}")
+    path.unlink()
+    with pytest.raises(StmError, match=r"does not exist; train it first: python train.py --config configs/demo\.yaml"):
+        load_initial_weights(model, "checkpoints/demo/latest.pth")
 
 
 def test_official_checkpoint_without_dataparallel_prefix_loads(official_file, tmp_path):

@@ -133,3 +133,22 @@ def test_unknown_step_and_missing_dataset_are_named(tiny_videos, tmp_path):
     config = load_config(None, [f"data.video=[{{root: {tmp_path / 'absent'}}}]", "model.backbone=resnet18"])
     with pytest.raises(StmError, match="absent: no such dataset folder"):
         Trainer(config, tmp_path / "run").fit()
+
+
+def test_lr_factors_give_named_layers_their_own_rate_through_the_schedule(tiny_videos, tmp_path):
+    extra = ["train.lr_factors={memory_encoder.trunk.extra_stem: 10}", "train.lr_schedule=cosine"]
+    trainer = Trainer(tiny_config(tiny_videos, tmp_path, extra=extra), tmp_path)
+    trainer.setup()
+    stem = trainer.model.memory_encoder.trunk.extra_stem.weight
+    rates = {id(p): group["lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert rates[id(stem)] == pytest.approx(1e-3) and rates[id(trainer.model.decoder.predict.weight)] == 1e-4
+    assert sum(len(group["params"]) for group in trainer.optimizer.param_groups) == sum(
+        p.requires_grad for p in trainer.model.parameters()
+    )
+    trainer.scheduler.step()  # the schedule scales every group alike
+    first, second = (group["lr"] for group in trainer.optimizer.param_groups)
+    assert max(first, second) / min(first, second) == pytest.approx(10)
+    typo = Trainer(tiny_config(tiny_videos, tmp_path / "t", extra=["train.lr_factors={memory_encoder.stem: 10}"]),
+                   tmp_path / "t")
+    with pytest.raises(StmError, match=r"lr_factors: no trainable parameter is named memory_encoder\.stem"):
+        typo.setup()
