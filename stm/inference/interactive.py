@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stm.inference.working_size import resize
 from stm.model.aggregation import channel_argmax
 from stm.model.stm import QueryFeatures
 
@@ -124,6 +124,6 @@ class InteractiveSession:
             probs = self.model.segment(query, keys.expand(count, -1, -1, -1), values.expand(count, -1, -1, -1)).probs
             self.labels[start : start + count] = channel_argmax(probs, dim=1).to(torch.uint8).cpu()
             if self.output_size != self.size:
-                probs = F.interpolate(probs, size=self.output_size, mode="bilinear", align_corners=False)
+                probs = resize(probs, self.output_size)
             output[start : start + count] = channel_argmax(probs, dim=1).to(torch.uint8).cpu()
         return output

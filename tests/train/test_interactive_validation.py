@@ -39,6 +39,7 @@ def model_and_config(root: Path, rounds: int = ROUNDS):
     config = load_config(None, [
         "model.mode=interactive", "model.backbone=resnet18", "model.decoder_channels=32",
         f"val.root={root}", f"interactive.rounds={rounds}",
+        "data.size=[48,64]",  # trained at the videos' size: eval_interactive runs a checkpoint at its data.size
     ])
     torch.manual_seed(0)
     model = STM("interactive", "resnet18", decoder_channels=32).eval()
