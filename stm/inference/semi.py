@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from stm.inference.heap import release_freed_memory
 from stm.inference.memory_bank import MemoryBank
 from stm.inference.working_size import resize, working_shape
 from stm.model.aggregation import channel_argmax
@@ -120,7 +121,9 @@ class SemiSupervisedSession:
                 keep = given or (index - self._start) % self.mem_every == 0
                 self._pending = (index, x, probs[:, 1:], keep, given)
             self.frame_index += 1
-            return self._result(index, output[0])
+            result = self._result(index, output[0])
+        release_freed_memory()  # this frame's temporaries, before the next frame's peak
+        return result
 
     def remember(self, frame: np.ndarray | Tensor, labels: np.ndarray, ids: list[int] | None = None) -> None:
         """Memorises `frame` with its given masks as a protected memory frame, without segmenting it or
