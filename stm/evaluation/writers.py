@@ -36,9 +36,10 @@ def _save_npz(path: str, array: np.ndarray) -> None:
         np.savez(stream, probs=array)
 
 
-def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Masks blended on an RGB frame in their palette colours, with a solid outline."""
-    colours = _COLOURS[labels % 256]
+def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5, palette: np.ndarray | None = None) -> np.ndarray:
+    """Masks blended on an RGB frame in their colours (palette: uint8 [256, 3] by id, default DAVIS's),
+    with a solid outline."""
+    colours = (_COLOURS if palette is None else palette)[labels % 256]
     inside = (labels > 0)[..., None]
     blended = np.where(inside, (1 - alpha) * frame + alpha * colours, frame).astype(np.uint8)
     edges = cv2.morphologyEx(labels.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
@@ -49,9 +50,10 @@ def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.nda
 class OverlayVideo:
     """An mp4 (OpenCV, mp4v) written to a temporary name and renamed onto `path` by close()."""
 
-    def __init__(self, path: str | os.PathLike, fps: float = 24.0):
+    def __init__(self, path: str | os.PathLike, fps: float = 24.0, palette: np.ndarray | None = None):
         self.path = Path(path)
         self.fps = fps
+        self.palette = palette
         self._temporary = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self._writer: cv2.VideoWriter | None = None
 
@@ -63,7 +65,7 @@ class OverlayVideo:
             self._writer = cv2.VideoWriter(str(self._temporary), fourcc, self.fps, (width, height))
             if not self._writer.isOpened():
                 raise OSError(f"{self.path}: OpenCV cannot write mp4 here")
-        self._writer.write(cv2.cvtColor(overlay(frame, labels), cv2.COLOR_RGB2BGR))
+        self._writer.write(cv2.cvtColor(overlay(frame, labels, palette=self.palette), cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
         if self._writer is not None:
