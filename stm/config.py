@@ -36,6 +36,7 @@ class ModelConfig:
     decoder_channels: int = 256  # the paper's; a narrower decoder (e.g. 64) makes CPU demos ~3x cheaper per step
     imagenet_weights: str | None = None  # torchvision's resnet*.pth; None: random init (with a warning)
     init_weights: str | None = None  # a checkpoint to start from (stage 2 from stage 1, or the official weights)
+    size: int | None = None  # short side inference runs at, recorded in checkpoints (None: min(data.size))
 
     def __post_init__(self) -> None:
         choose("model.mode", self.mode, ("semi", "interactive"))
@@ -43,6 +44,8 @@ class ModelConfig:
         choose("model.read_kernel", self.read_kernel, ("sdpa", "bmm"))
         if self.decoder_channels < 8:
             raise StmError(f"model.decoder_channels: {self.decoder_channels} must be >= 8")
+        if self.size is not None and self.size < 16:
+            raise StmError(f"model.size: {self.size} must be >= 16 (a short side in pixels)")
 
 
 def _check_range(key: str, value: list[float], low: float | None = None) -> None:

@@ -11,6 +11,12 @@ map, the frame just segmented); the network stays stateless. Per frame:
 
 This is the official STM schedule: frame t reads the kept frames before t-1 plus frame t-1.
 
+With a working `size` the network sees every frame at that short side (stm.inference.working_size);
+probabilities come back to the frame's own size before the argmax, and given masks are applied at
+the frame's size, so results are always at the size of the frames passed in. `remember` adds a
+frame whose masks are known from elsewhere (a hand-annotated frame the session will not visit) to
+the memory, protected, without segmenting it.
+
     session = SemiSupervisedSession(model, mem_every=5)
     for index, frame in enumerate(frames):
         result = session.step(frame, first_labels if index == 0 else None)
@@ -28,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from stm.inference.memory_bank import MemoryBank
+from stm.inference.working_size import resize, working_shape
 from stm.model.aggregation import aggregate
 
 
@@ -72,7 +79,8 @@ class SemiSupervisedSession:
     """mem_every: keep every N-th frame in memory (5 on DAVIS); max_memory_frames: read at most this
     many frames (first, given and previous frames included; None = unbounded); amp: autocast (True =
     bf16 on the CPU, fp16 on CUDA, or "bf16"/"fp16"); channels_last: feed frames in NHWC layout (use
-    with a model converted by `model.to(memory_format=torch.channels_last)`)."""
+    with a model converted by `model.to(memory_format=torch.channels_last)`); size: the short side the
+    network runs at (None: each frame's own size; resolve a checkpoint's with working_size.resolve_size)."""
 
     def __init__(
         self,
@@ -81,6 +89,7 @@ class SemiSupervisedSession:
         max_memory_frames: int | None = None,
         amp: bool | str = False,
         channels_last: bool = False,
+        size: int | None = None,
     ):
         if mem_every < 1:
             raise ValueError("mem_every must be at least 1")
@@ -92,6 +101,7 @@ class SemiSupervisedSession:
         # batched on a GPU, where one object alone leaves it idle.
         self.objects_per_pass = 1 if self.device.type == "cpu" else 0
         self.channels_last = channels_last
+        self.size = size
         self.bank = MemoryBank(max_memory_frames)
         self.ids: list[int] = []  # object ids in channel (join) order
         self.frame_index = 0
@@ -103,17 +113,23 @@ class SemiSupervisedSession:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def step(self, frame: np.ndarray | Tensor, labels: np.ndarray | None = None) -> FrameResult:
-        """Segments the next frame. labels: [H, W] ids given for this frame (0 = none given), or None."""
+    def step(
+        self, frame: np.ndarray | Tensor, labels: np.ndarray | None = None, ids: list[int] | None = None
+    ) -> FrameResult:
+        """Segments the next frame. labels: [H, W] ids given for this frame (0 = none given), or None;
+        ids: the objects those labels speak for (default: the ids in them; a listed id absent from
+        `labels` is absent from this frame)."""
         with torch.inference_mode(), self._autocast():
-            x = frame_tensor(frame, self.device, self.channels_last)
+            x, size = self._network_input(frame)
             self._memorise_pending()
-            probs = self._segment(x) if self.ids else None
+            probs = self._segment(x) if self.ids else None  # working size
+            output = None if probs is None else resize(probs, size)
             given = labels is not None and bool(np.any(labels))
             if given:
-                probs = self._apply_given(probs, labels, x.shape[-2:])
-            elif probs is None:
-                probs = x.new_ones(1, 1, *x.shape[-2:], dtype=torch.float32)
+                output = self._apply_given(output, labels, size, ids)
+                probs = resize(output, x.shape[-2:])
+            elif output is None:
+                output = x.new_ones(1, 1, *size, dtype=torch.float32)
             index = self.frame_index
             if self.ids:
                 if self._start is None:
@@ -121,7 +137,28 @@ class SemiSupervisedSession:
                 keep = given or (index - self._start) % self.mem_every == 0
                 self._pending = (index, x, probs[:, 1:], keep, given)
             self.frame_index += 1
-            return self._result(index, probs[0])
+            return self._result(index, output[0])
+
+    def remember(self, frame: np.ndarray | Tensor, labels: np.ndarray, ids: list[int] | None = None) -> None:
+        """Memorises `frame` with its given masks as a protected memory frame, without segmenting it or
+        counting it as a step (its slot is numbered -1). labels and ids as in `step`."""
+        if not np.any(labels):
+            raise ValueError("remember needs labels with at least one object")
+        with torch.inference_mode(), self._autocast():
+            x, size = self._network_input(frame)
+            masks = resize(self._apply_given(None, labels, size, ids), x.shape[-2:])[:, 1:]
+            key, value = self.model.encode_memory(x, masks, objects_per_pass=self.objects_per_pass)
+            # Replaces only the previous frame's slot when that one is not kept, which the next step's
+            # pending frame replaces anyway.
+            self.bank.add(-1, key, value, keep=True, protected=True)
+
+    def _network_input(self, frame: np.ndarray | Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """The frame at the working size in the network's layout, and the frame's own (H, W)."""
+        image = frame_tensor(frame, self.device)
+        size = tuple(image.shape[-2:])
+        x = resize(image, working_shape(size, self.size))
+        memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        return x.contiguous(memory_format=memory_format), size
 
     def _memorise_pending(self) -> None:
         if self._pending is None:
@@ -139,12 +176,15 @@ class SemiSupervisedSession:
         fg_logits = self.model.decode(query, readout, objects_per_pass=self.objects_per_pass)
         return aggregate(fg_logits).softmax(dim=1)
 
-    def _apply_given(self, probs: Tensor | None, labels: np.ndarray, size: torch.Size) -> Tensor:
-        """Masks given on this frame are ground truth for the ids they contain; new ids join."""
+    def _apply_given(
+        self, probs: Tensor | None, labels: np.ndarray, size: tuple[int, int], ids: list[int] | None = None
+    ) -> Tensor:
+        """Masks given on this frame are ground truth for the ids they speak for; new ids join."""
         if tuple(labels.shape) != tuple(size):
             raise ValueError(f"labels of shape {labels.shape} for a frame of size {tuple(size)}")
-        given_ids = sorted(int(i) for i in np.unique(labels) if i != 0)
-        self.ids.extend(i for i in given_ids if i not in self.ids)
+        present = sorted(int(i) for i in np.unique(labels) if i != 0)
+        self.ids.extend(i for i in present if i not in self.ids)
+        given_ids = sorted(set(present) | {int(i) for i in ids or () if int(i) in self.ids})
         objects = len(self.ids)
         target = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64)).to(self.device)
         if probs is None:
@@ -155,8 +195,8 @@ class SemiSupervisedSession:
         for object_id in given_ids:  # given ids exist only where given
             probs[:, 1 + self.ids.index(object_id)] = 0
         channel = torch.zeros(int(target.max()) + 1, dtype=torch.int64, device=self.device)
-        channel[torch.tensor(given_ids, device=self.device)] = torch.tensor(
-            [1 + self.ids.index(i) for i in given_ids], device=self.device
+        channel[torch.tensor(present, device=self.device)] = torch.tensor(
+            [1 + self.ids.index(i) for i in present], device=self.device
         )
         inside = target > 0
         one_hot = torch.nn.functional.one_hot(channel[target], 1 + objects).permute(2, 0, 1).to(probs.dtype)

@@ -1,7 +1,7 @@
 """Weights on disk: our checkpoints, the official STM_weights.pth, and ImageNet ResNet weights.
 
-Our checkpoint is one file: {"format_version", "model", "optimizer", "step", "config", ...}, written
-atomically (temporary file in the same folder, fsync, rename), so a crash at any moment leaves
+Our checkpoint is one file: {"format_version", "model", "optimizer", "step", "config", "size", ...},
+written atomically (temporary file in the same folder, fsync, rename), so a crash at any moment leaves
 either the old file or the new one, never a broken one.
 
 The official release is a DataParallel state dict (keys prefixed "module.") with the module names
@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from stm.config import InteractiveConfig
 from stm.errors import StmError
 from stm.model.backbone import IMAGENET_MEAN, IMAGENET_STD
 from stm.model.stm import STM
@@ -225,6 +226,36 @@ def _architecture_of_state(state: dict[str, Tensor]) -> tuple[str | None, str]:
     else:
         backbone = "resnet34" if "query_encoder.layer3.5.conv1.weight" in state else "resnet18"
     return _mode_of_state(state), backbone
+
+
+def training_size(config: dict | None) -> int | None:
+    """The short side a run's network saw, from its config (plain dict): model.size when set, else the
+    training crop's short side (min of data.size); None without a config."""
+    if not config:
+        return None
+    size = (config.get("model") or {}).get("size")
+    if size:
+        return int(size)
+    crop = (config.get("data") or {}).get("size")
+    return int(min(crop)) if crop else None
+
+
+def recorded_size(checkpoint: dict[str, Any]) -> int | None:
+    """The short side a checkpoint was trained at: its "size" entry, else derived from its saved config
+    (checkpoints written before sizes were recorded), else None (the official weights, bare state
+    dicts: run them at the video's own size)."""
+    if checkpoint.get("size"):
+        return int(checkpoint["size"])
+    config = checkpoint.get("config")
+    return training_size(config) if isinstance(config, dict) else None
+
+
+def recorded_thickness(checkpoint: dict[str, Any]) -> int:
+    """The scribble width (pixels at the working size) an interactive run trained with: its config's
+    interactive.scribble_thickness, else the config default."""
+    config = checkpoint.get("config") if isinstance(checkpoint.get("config"), dict) else {}
+    protocol = config.get("interactive") or {}
+    return int(protocol.get("scribble_thickness", InteractiveConfig.scribble_thickness))
 
 
 def load_model(path: str | os.PathLike, mode: str | None = None, read_kernel: str = "sdpa") -> tuple[nn.Module, dict]:

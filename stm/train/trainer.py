@@ -33,7 +33,7 @@ from tqdm import tqdm
 from stm.config import Config, to_dict
 from stm.data.clips import ClipBatch
 from stm.errors import StmError
-from stm.model.checkpoint import FORMAT_VERSION, load_imagenet_weights, load_weights
+from stm.model.checkpoint import FORMAT_VERSION, load_imagenet_weights, load_weights, training_size
 from stm.model.stm import STM
 from stm.train.datasets import build_loader
 from stm.train.distributed import Distributed, init_distributed
@@ -226,13 +226,15 @@ class Trainer:
         states = self.gather_rng()
         if not self.dist.is_main:
             return
+        config = to_dict(self.config)
         checkpoint = {
             "format_version": FORMAT_VERSION,
             "model": self.model.state_dict(),
             "mode": self.model.mode,
             "backbone": self.model.backbone,
+            "size": training_size(config),  # the short side inference runs at by default
             "step": self.step,
-            "config": to_dict(self.config),
+            "config": config,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
