@@ -64,8 +64,8 @@ class Annotator:
         self._redo: list[_Edit] = []
         self._semi_video = None
         self._interactive_video = None
-        self._to_give: set[int] = set()  # annotated frames the semi predictor has not seen as they are now
-        self._given: set[int] = set()  # frames the semi predictor holds a mask for
+        self._to_give: set[int] = set()  # frames edited by hand since the semi predictor last heard of them
+        self._given: set[int] = set()  # frames the semi predictor holds a hand-made mask for
 
     # what the page shows -----------------------------------------------------------------------
     def info(self) -> dict:
@@ -139,8 +139,9 @@ class Annotator:
             del ws.objects[object_id]
             ws.save_state()
             for video in (self._semi_video, self._interactive_video):
-                if video is not None:
+                if video is not None and object_id in video.objects:
                     video.remove_object(object_id)
+            self._given = {i for i in self._given if ws.labels(i).any()}  # the predictor drops emptied masks
             self._undo.clear()
             self._redo.clear()
             ws.log({"action": "delete_object", "object": object_id})
@@ -198,18 +199,13 @@ class Annotator:
         return np.frombuffer(zlib.decompress(data), dtype=np.uint8).reshape(ws.height, ws.width)
 
     def _set(self, index: int, labels: np.ndarray, annotated: bool) -> None:
-        """Writes a hand-made mask and tells the predictor's bookkeeping what changed."""
+        """Writes a hand-made mask; the predictor hears of it before the next propagation."""
         ws = self.workspace
         ws.write_labels(index, labels)
         if annotated != (index in ws.annotated):
             (ws.annotated.add if annotated else ws.annotated.discard)(index)
             ws.save_state()
-        if annotated and labels.any():
-            self._to_give.add(index)
-        else:
-            self._to_give.discard(index)
-            if index in self._given:  # the predictor holds a mask that no longer exists: start it afresh
-                self._semi_video = None
+        self._to_give.add(index)
 
     def _claim(self, operation: str) -> None:
         """Marks the start of a long operation (the first step of its iterator)."""
@@ -247,14 +243,21 @@ class Annotator:
         return self._run_propagation(video, frame, reverse)
 
     def _semi_engine(self):
-        """The predictor's video, holding every annotated frame's current mask."""
+        """The predictor's video, holding every annotated frame's current mask. A hand-made mask speaks
+        for every object: one missing from it is absent from that frame."""
+        ws = self.workspace
         if self._semi_video is None:
             self._semi_video = self.semi.open(self.source)
             self._given.clear()
-            self._to_give = {i for i in self.workspace.annotated if self.workspace.labels(i).any()}
+            self._to_give = set(ws.annotated)
         for index in sorted(self._to_give):
-            self._semi_video.add_mask(index, self.workspace.labels(index))
-            self._given.add(index)
+            labels = ws.labels(index)
+            if index in ws.annotated and labels.any():
+                self._semi_video.add_mask(index, labels, objects=sorted(ws.objects))
+                self._given.add(index)
+            elif index in self._given:  # undone, or wiped by hand: no longer a given mask
+                self._semi_video.remove_mask(index)
+                self._given.discard(index)
         self._to_give.clear()
         return self._semi_video
 
@@ -311,14 +314,17 @@ class Annotator:
     def _run_scribble(self, stroke: Stroke, positive: np.ndarray, negative: np.ndarray) -> Iterator[int]:
         self._claim("a scribble re-segmentation")
         try:
-            results = self._interactive_video.add_scribbles(stroke.frame, stroke.object_id, positive, negative)
-            for result in results:
+            video = self._interactive_video
+            video.add_scribbles(stroke.frame, stroke.object_id, positive, negative)  # re-segments every frame
+            for index in range(len(video)):
                 with self.lock:
-                    if result.index not in self.workspace.annotated:
-                        self.workspace.write_labels(result.index, result.labels)
-                yield result.index
+                    if index not in self.workspace.annotated:
+                        self.workspace.write_labels(index, video.labels(index))
+                yield index
+        except GeneratorExit:  # cancelled: the predictor has every scribble, the workspace some frames
+            raise
         except BaseException:
-            self._interactive_video = None
+            self._interactive_video = None  # its state is unknown after a failure
             raise
         finally:
             with self.lock:

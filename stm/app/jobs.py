@@ -9,7 +9,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from stm.errors import StmError
@@ -38,11 +38,12 @@ class JobRunner:
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
 
-    def start(self, kind: str, total: int, frames: Iterator[int]) -> Job:
-        """Runs `frames` (an iterator that does the work and yields each finished frame) in a thread."""
+    def start(self, kind: str, total: int, frames: Generator[int, None, None]) -> Job:
+        """Runs `frames` (a generator that does the work and yields each finished frame; closing it
+        stops the work) in a thread."""
         with self._lock:
             if self._job is not None and self._job.state == "running":
-                frames.close() if hasattr(frames, "close") else None
+                frames.close()
                 raise StmError(f"{self._job.kind} is already running")
             job = Job(next(self._ids), kind, max(total, 0))
             self._job = job
@@ -50,7 +51,7 @@ class JobRunner:
             self._thread.start()
             return job
 
-    def _run(self, job: Job, frames: Iterator[int]) -> None:
+    def _run(self, job: Job, frames: Generator[int, None, None]) -> None:
         try:
             for index in frames:
                 with self._lock:
