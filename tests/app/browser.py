@@ -94,3 +94,14 @@ def wait_for(condition, timeout: float = 60, what: str = "the page"):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
+
+
+def save_screenshot(driver, path, width: int = 1000) -> None:
+    """The page as a small PNG (for docs/): scaled to `width` and reduced to 256 colours."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    image = Image.open(BytesIO(driver.get_screenshot_as_png())).convert("RGB")
+    image = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+    image.quantize(colors=256, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)

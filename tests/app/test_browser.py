@@ -56,11 +56,11 @@ def open_page(driver, url):
     wait_for(lambda: driver.execute_script("return document.body.dataset.ready === 'true'"), what="the page to load")
 
 
-def shown(driver, index):
+def shown(driver, index, shape=(SPEC.height, SPEC.width)):
     """Waits until the page shows frame `index` (image and mask) and returns its mask as the page has it."""
     wait_for(lambda: driver.execute_script("return window.stm.state.shown") == index, what=f"frame {index}")
     flat = driver.execute_script("return Array.from(window.stm.state.currentLabels)")
-    return np.array(flat, np.uint8).reshape(SPEC.height, SPEC.width)
+    return np.array(flat, np.uint8).reshape(shape)
 
 
 def drawn_mask_pixels(driver) -> tuple[int, list[int]]:
@@ -110,6 +110,10 @@ def test_paint_propagate_look_replay_and_reload(browser, predictor, clip, tmp_pa
     with live_server(create_app(annotator)) as url:
         open_page(browser, url)
         assert not shown(browser, 0).any()
+        browser.find_element("id", "propagate-forward").click()  # nothing to propagate yet: one message
+        message = wait_for(lambda: browser.find_element("id", "message").text, what="a message")
+        assert message == "frame 0 has no object to propagate: paint one first"
+        assert browser.find_element("id", "message").get_attribute("class") == "error"
 
         # paint a horizontal stroke through the object's middle on frame 0, with the mouse
         rows, cols = np.nonzero(truth[0])
@@ -173,3 +177,25 @@ def test_paint_propagate_look_replay_and_reload(browser, predictor, clip, tmp_pa
         for _ in range(last):
             browser.find_element("tag name", "body").send_keys("\ue014")
         assert np.array_equal(shown(browser, last), on_disk)
+
+
+def test_scribbles_with_an_interactive_model(browser, clip, tmp_path):
+    folder, truth = clip
+    torch.manual_seed(0)
+    annotator = open_annotator(folder, tmp_path / "ws", interactive=VideoPredictor(STM("interactive", "resnet18")))
+    with live_server(create_app(annotator)) as url:
+        open_page(browser, url)
+        assert browser.find_element("id", "propagate-forward").get_attribute("disabled")  # no propagation model
+        positive = browser.find_element("css selector", '#tools button[data-tool="positive"]')
+        assert positive.is_displayed()
+        positive.click()
+        rows, cols = np.nonzero(truth[0])
+        y = int(np.median(rows))
+        paint(browser, [(int(cols.min()) + 2, y), (int(cols.max()) - 2, y)], width_px=3)
+        wait_for(lambda: browser.find_element("id", "message").text.startswith("Done"), what="the re-segmentation")
+        assert browser.find_elements("css selector", '#marks .mark.scribbled[data-frame="0"]')
+        assert sorted(p.name for p in (tmp_path / "ws" / "masks").glob("*.png")) == [
+            f"{i:05d}.png" for i in range(SPEC.max_frames)
+        ]
+        entry = read_log(tmp_path / "ws" / "interactions.jsonl")[-1]
+        assert (entry["action"], entry["tool"], entry["frame"]) == ("stroke", "positive", 0)
