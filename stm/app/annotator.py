@@ -19,6 +19,7 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -286,6 +287,20 @@ class Annotator:
                 entry = {"action": "propagate", "frame": frame, "reverse": reverse, "frames": written}
                 entry |= {"outcome": outcome, "seconds": round(time.time() - started, 3)}
                 self.workspace.log(entry)
+
+    # export ----------------------------------------------------------------------------------------
+    def export(self) -> tuple[Path, Path]:
+        """Writes the workspace's export/masks.zip and export/overlay.mp4 (not during a propagation)."""
+        self._claim("an export")
+        try:
+            ws = self.workspace
+            fps = self.info()["fps"]
+            written = ws.export((self.frames[i] for i in range(ws.num_frames)), fps)
+            ws.log({"action": "export"})
+            return written
+        finally:
+            with self.lock:
+                self.busy = None
 
     # scribbles (interactive model) -----------------------------------------------------------------
     def scribble(self, stroke: Stroke) -> Iterator[int]:

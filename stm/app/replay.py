@@ -30,7 +30,7 @@ def apply(annotator: Annotator, entry: dict) -> list[int]:
     """Applies one logged interaction; returns the frames whose masks it changed."""
     action = entry["action"]
     try:
-        if action == "open":
+        if action in ("open", "export"):
             return []
         if action == "add_object":
             info = annotator.add_object(entry.get("colour"), entry.get("name"))

@@ -123,11 +123,7 @@ def create_app(annotator: Annotator, runner: JobRunner | None = None) -> Starlet
         return JSONResponse(runner.status(_int(request.query_params.get("since", 0))))
 
     async def export(request: Request) -> Response:
-        if annotator.busy:
-            raise Busy(f"{annotator.busy} is running: export when it has finished")
-        ws = annotator.workspace
-        frames = (annotator.frames[i] for i in range(ws.num_frames))
-        await run_in_threadpool(ws.export, frames, annotator.info()["fps"])
+        await run_in_threadpool(annotator.export)
         return JSONResponse({name: f"/api/exports/{name}" for name in EXPORTS})
 
     def exported(request: Request) -> Response:

@@ -106,7 +106,9 @@ def test_cancel_keeps_the_frames_done_and_the_log_replays_exactly_that(tmp_path,
     frames = annotator.propagate(0)
     assert list(itertools.islice(frames, 2)) == [1, 2]
     with pytest.raises(Busy, match="a propagation is running"):
-        annotator.stroke(polygon(1))  # edits wait for the propagation
+        annotator.stroke(polygon(1))  # edits and exports wait for the propagation
+    with pytest.raises(Busy, match="a propagation is running"):
+        annotator.export()
     frames.close()
     assert annotator.workspace.frames_with_masks() == [0, 1, 2] and annotator.busy is None
     entry = read_log(annotator.workspace.log_path)[-1]

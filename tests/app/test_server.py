@@ -155,3 +155,4 @@ def test_export_is_downloadable(client):
     archive = client.get(links["masks.zip"])
     assert archive.status_code == 200 and archive.content[:2] == b"PK"
     assert client.get(links["overlay.mp4"]).headers["content-type"] == "video/mp4"
+    assert read_log(client.annotator.workspace.log_path)[-1]["action"] == "export"
