@@ -8,6 +8,7 @@ which the page shows in its one message line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -151,9 +152,20 @@ def create_app(annotator: Annotator, runner: JobRunner | None = None) -> Starlet
         Route("/api/exports/{name}", exported),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        # stopping (Ctrl+C): a running propagation ends after its frame, so its log line is written
+        if runner.cancel():
+            await run_in_threadpool(runner.wait, 60)
+
     handlers = {Busy: _busy, StmError: _user_error, Exception: _server_error}
     app = Starlette(
-        routes=routes, exception_handlers=handlers, middleware=[Middleware(GZipMiddleware, minimum_size=1024)]
+        lifespan=lifespan,
+        routes=routes,
+        exception_handlers=handlers,
+        middleware=[Middleware(GZipMiddleware, minimum_size=1024)],
     )
     app.state.annotator, app.state.runner = annotator, runner
     return app

@@ -80,6 +80,18 @@ def drawn_mask_pixels(driver) -> tuple[int, list[int]]:
     )
 
 
+def keys(driver, key: str, control: bool = False):
+    """Presses a key (with Ctrl) on the page, as a person at the keyboard."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    actions = ActionChains(driver)
+    if control:
+        actions.key_down(Keys.CONTROL).send_keys(key).key_up(Keys.CONTROL).perform()
+    else:
+        actions.send_keys(key).perform()
+
+
 def paint(driver, points, width_px: int):
     """Drags the mouse over `points` (video pixels) on the drawing canvas with the brush at `width_px`."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -131,6 +143,13 @@ def test_paint_propagate_look_replay_and_reload(browser, predictor, clip, tmp_pa
         assert 4 <= len(np.unique(prows)) <= 8
         assert browser.find_elements("css selector", '#marks .mark.annotated[data-frame="0"]')
 
+        # Ctrl+Z takes the stroke back, Ctrl+Y brings it again
+        keys(browser, "z", control=True)
+        wait_for(lambda: not shown(browser, 0).any(), what="the undo")
+        assert not browser.find_elements("css selector", "#marks .mark.annotated")
+        keys(browser, "y", control=True)
+        wait_for(lambda: np.array_equal(shown(browser, 0), painted), what="the redo")
+
         # propagate forward and wait for the end
         browser.find_element("id", "propagate-forward").click()
         wait_for(lambda: browser.find_element("id", "message").text.startswith("Done"), what="the propagation")
@@ -153,7 +172,7 @@ def test_paint_propagate_look_replay_and_reload(browser, predictor, clip, tmp_pa
         replayed = Workspace(tmp_path / "replay", "clip", SPEC.max_frames, SPEC.height, SPEC.width)
         steps = list(replay(read_log(workspace / "interactions.jsonl"),
                             lambda: Annotator(replayed, annotator.frames, annotator.source, predictor)))  # fmt: skip
-        assert [s.entry["action"] for s in steps] == ["open", "add_object", "stroke", "propagate"]
+        assert [s.entry["action"] for s in steps] == ["open", "add_object", "stroke", "undo", "redo", "propagate"]
         for index in range(SPEC.max_frames):
             assert np.array_equal(replayed.labels(index), read_mask(workspace / "masks" / f"{index:05d}.png"))
 
@@ -161,10 +180,13 @@ def test_paint_propagate_look_replay_and_reload(browser, predictor, clip, tmp_pa
         browser.save_screenshot(str(screenshot))
         assert Image.open(screenshot).size[0] == 1280
 
-        # a reload restores the session
+        # a reload restores the session; space plays it
         browser.refresh()
         open_page(browser, url)
         assert np.array_equal(shown(browser, 0), painted)
+        keys(browser, " ")
+        wait_for(lambda: browser.execute_script("return window.stm.state.shown") == last, what="playback")
+        wait_for(lambda: browser.execute_script("return !window.stm.state.playing"), what="playback to stop")
         assert len(browser.find_elements("css selector", "#objects li")) == 1
         assert browser.find_elements("css selector", '#marks .mark.annotated[data-frame="0"]')
 
@@ -177,6 +199,35 @@ def test_paint_propagate_look_replay_and_reload(browser, predictor, clip, tmp_pa
         for _ in range(last):
             browser.find_element("tag name", "body").send_keys("\ue014")
         assert np.array_equal(shown(browser, last), on_disk)
+
+
+def test_objects_are_added_selected_recoloured_and_deleted_in_the_page(browser, clip, tmp_path):
+    folder, _ = clip
+    annotator = open_annotator(folder, tmp_path / "ws")
+    with live_server(create_app(annotator)) as url:
+        open_page(browser, url)
+        assert len(browser.find_elements("css selector", "#objects li")) == 1  # a first object to paint with
+        browser.find_element("id", "add-object").click()
+        wait_for(lambda: len(browser.find_elements("css selector", "#objects li")) == 2, what="a second object")
+        assert browser.execute_script("return window.stm.state.object") == 2  # the new one is selected
+        browser.find_element("css selector", '#objects li[data-id="1"] .name').click()
+        assert browser.execute_script("return window.stm.state.object") == 1
+        keys(browser, "2")
+        assert browser.execute_script("return window.stm.state.object") == 2
+
+        paint(browser, [(20, 20), (60, 20)], width_px=8)
+        wait_for(lambda: (shown(browser, 0) == 2).any(), what="object 2 painted")
+        browser.execute_script(
+            "const input = document.querySelector('#objects li[data-id=\"2\"] input[type=color]');"
+            "input.value = '#00ffff'; input.dispatchEvent(new Event('change'));"
+        )
+        wait_for(lambda: drawn_mask_pixels(browser)[1] == [0, 255, 255], what="the new colour drawn")
+        assert annotator.workspace.objects[2].colour == "#00ffff"  # and saved
+
+        browser.find_element("css selector", '#objects li[data-id="2"] .delete').click()
+        browser.switch_to.alert.accept()  # "Delete Object 2 from every frame?"
+        wait_for(lambda: len(browser.find_elements("css selector", "#objects li")) == 1, what="the deletion")
+        assert not shown(browser, 0).any() and list(annotator.workspace.objects) == [1]
 
 
 def test_scribbles_with_an_interactive_model(browser, clip, tmp_path):

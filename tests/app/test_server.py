@@ -1,11 +1,14 @@
 import numpy as np
 import pytest
+import torch
 from starlette.testclient import TestClient
 
+from stm import STM
 from stm.app.server import create_app
 from stm.app.workspace import read_log
 from stm.data.io import read_mask
 from stm.errors import StmError
+from stm.inference.predictor import VideoPredictor
 from tests.app.conftest import make_annotator
 
 SQUARE = [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]
@@ -156,3 +159,17 @@ def test_export_is_downloadable(client):
     assert archive.status_code == 200 and archive.content[:2] == b"PK"
     assert client.get(links["overlay.mp4"]).headers["content-type"] == "video/mp4"
     assert read_log(client.annotator.workspace.log_path)[-1]["action"] == "export"
+
+
+def test_stopping_the_server_ends_a_running_propagation_with_its_log_line(tmp_path, video):
+    torch.manual_seed(0)
+    annotator = make_annotator(tmp_path / "ws", video[0], semi=VideoPredictor(STM("semi", "resnet18")))
+    with TestClient(create_app(annotator)) as client:
+        client.post("/api/objects", json={})
+        client.post("/api/strokes", json={"tool": "polygon", "frame": 0, "object": 1, "path": SQUARE})
+        assert client.post("/api/propagate", json={"frame": 0, "direction": "forward"}).status_code == 200
+    # the server has stopped: the propagation has ended (cancelled, or done if it was quicker) and said so
+    entry = read_log(tmp_path / "ws" / "interactions.jsonl")[-1]
+    assert entry["action"] == "propagate" and entry["outcome"] in ("cancelled", "done")
+    assert annotator.busy is None
+    assert annotator.workspace.frames_with_masks() == list(range(entry["frames"] + 1))
