@@ -15,6 +15,7 @@ from pathlib import Path
 
 from stm.cli import run
 from stm.evaluation.semi_eval import DATASETS, EvalOptions, evaluate
+from stm.inference.working_size import parse_size
 from stm.model.backbone import TRUNK_CHANNELS
 from stm.model.memory_read import READ_KERNELS
 
@@ -36,6 +37,13 @@ def parse_args(argv: list[str] | None = None) -> EvalOptions:
     )
     parser.add_argument("--mem-every", type=int, default=5, help="keep every N-th frame in memory")
     parser.add_argument("--max-memory-frames", type=int, default=None, help="read at most N memory frames (>= 2)")
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        default=None,
+        help="short side the network runs at: N pixels or native (default: the size the checkpoint was trained at, "
+        "else native); outputs are always at the frames' size",
+    )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--amp", action="store_true", help="autocast: bf16 on the CPU, fp16 on CUDA")
     parser.add_argument("--amp-dtype", choices=("bf16", "fp16"), default=None, help="autocast precision for --amp")
@@ -61,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> EvalOptions:
         backbone=args.backbone,
         mem_every=args.mem_every,
         max_memory_frames=args.max_memory_frames,
+        size=args.size,
         device=args.device,
         amp=(args.amp_dtype or True) if args.amp else False,
         channels_last=args.channels_last,

@@ -1,4 +1,4 @@
-"""Frames of a video file (mp4, mov, mkv, avi, webm...), decoded lazily with PyAV by index.
+"""Video files through PyAV: frames read lazily by index, and frames written as an H.264 mp4.
 
 Opening reads the container's packets once (no decoding) to learn every frame's presentation
 timestamp and where the keyframes are, then decodes the first frame to check the file. A frame is
@@ -13,11 +13,14 @@ import bisect
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+from stm.data.io import atomic_write
 from stm.errors import StmError
 
 CACHE_BYTES = 256 * 2**20  # decoded frames kept for backward reads (128 frames at most)
@@ -122,6 +125,31 @@ class VideoFileFrames:
 
     def close(self) -> None:
         self._container.close()
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 24.0, crf: int = 18) -> int:
+    """HxWx3 uint8 RGB frames as an H.264 video (format from the suffix), atomically; returns the count.
+    crf: x264 quality (0 lossless, 18 visually lossless). Odd sizes keep full-resolution colour."""
+
+    def write(temporary: str) -> None:
+        nonlocal count
+        with av.open(temporary, "w", format=Path(path).suffix.lstrip(".") or None) as container:
+            stream = None
+            for frame in frames:
+                if stream is None:
+                    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                    stream.height, stream.width = frame.shape[:2]
+                    stream.pix_fmt = "yuv420p" if frame.shape[0] % 2 == 0 and frame.shape[1] % 2 == 0 else "yuv444p"
+                    stream.options = {"crf": str(crf)}
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+                count += 1
+            if stream is None:
+                raise StmError(f"{path}: no frames to write")
+            container.mux(stream.encode())
+
+    count = 0
+    atomic_write(Path(path), write)
+    return count
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,8 +1,8 @@
 """eval_interactive: our InteractiveSession answering the DAVIS robot, with the official scores.
 
-For each sample the robot hands over scribbles; we rasterise them at the working size (`scale`
-times the annotations' size), run one interaction of the session and submit labels at the
-annotations' size. Outputs in OUT: the session's report CSV (result_<time>.csv), summary.json
+For each sample the robot hands over scribbles; we rasterise them at the working size (`--size`:
+the short side the checkpoint was trained at by default), run one interaction of the session and
+submit labels at the annotations' size. Outputs in OUT: the session's report CSV (result_<time>.csv), summary.json
 (auc, metric_at_threshold = J&F at 60 s, the curve), per_sequence.csv, and one summary line.
 """
 
@@ -14,16 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from stm.config import InteractiveConfig
 from stm.data.io import read_frame
 from stm.data.scribbles import davis_json_maps, scribbled_frames
 from stm.errors import StmError
 from stm.evaluation.davis_robot import METRICS, interaction_seconds, per_sequence_table, plan_tables, run_session
 from stm.inference.interactive import InteractiveSession
-from stm.model.checkpoint import load_model
+from stm.inference.working_size import describe_size, parse_size, resize, resolve_size, working_shape
+from stm.model.checkpoint import load_model, recorded_size, recorded_thickness
 from stm.model.stm import STM
 
 log = logging.getLogger("stm")
@@ -42,7 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--metric", default="J_AND_F", choices=METRICS)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--scale", type=float, default=1.0, help="working size as a fraction of the annotations'")
+    parser.add_argument(
+        "--size",
+        type=parse_size,
+        default=None,
+        help="short side the network runs at: N pixels or native (default: the size the checkpoint trained at, "
+        "else native)",
+    )
     parser.add_argument("--backbone", default="resnet50", help="backbone of the random-init model (no --weights)")
     parser.add_argument("--batch", type=int, default=8, help="frames segmented per network call")
     parser.add_argument(
@@ -53,27 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_interactive_model(weights: str | None, backbone: str, device: str) -> tuple[STM, int]:
-    """The model and the scribble width it trained with (interactive.scribble_thickness of its run's config;
-    the config default for other weights)."""
+def load_interactive_model(weights: str | None, backbone: str, device: str) -> tuple[STM, int, int | None]:
+    """The model, the scribble width it trained with (interactive.scribble_thickness of its run's config;
+    the config default for other weights) and the short side it trained at (None: not recorded)."""
     if device == "cuda" and not torch.cuda.is_available():
         raise StmError("--device cuda: no CUDA device is available")
-    thickness = InteractiveConfig.scribble_thickness
     if weights:
         model, checkpoint = load_model(weights, mode="interactive")
-        protocol = (checkpoint.get("config") or {}).get("interactive") or {}
-        thickness = protocol.get("scribble_thickness", thickness)
     else:
         log.warning("no --weights: the interactive model has random weights; the scores only test the pipeline")
-        model = STM("interactive", backbone).eval()
-    return model.to(device), thickness
+        model, checkpoint = STM("interactive", backbone).eval(), {}
+    return model.to(device), recorded_thickness(checkpoint), recorded_size(checkpoint)
 
 
 class Predictor:
     """Keeps one InteractiveSession per sample and answers the robot's interactions."""
 
-    def __init__(self, model: STM, root: Path, scale: float, batch: int, thickness: int):
-        self.model, self.root, self.scale, self.batch, self.thickness = model, root, scale, batch, thickness
+    def __init__(self, model: STM, root: Path, size: int | None, batch: int, thickness: int):
+        self.model, self.root, self.size, self.batch, self.thickness = model, root, size, batch, thickness
         self.session: InteractiveSession | None = None
         self.labels: np.ndarray | None = None
 
@@ -81,10 +83,7 @@ class Predictor:
         files = sorted((self.root / "JPEGImages" / "480p" / sequence).glob("*.jpg"))
         frames = torch.from_numpy(np.stack([read_frame(file) for file in files])).permute(0, 3, 1, 2)
         height, width = frames.shape[-2:]
-        size = (max(16, round(height * self.scale)), max(16, round(width * self.scale)))
-        frames = frames.float().div_(255)
-        if size != (height, width):
-            frames = F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=True)
+        frames = resize(frames.float().div_(255), working_shape((height, width), self.size))
         self.session = InteractiveSession(self.model, frames, objects, output_size=(height, width), batch=self.batch)
         self.labels = np.zeros((len(files), height, width), dtype=np.uint8)
 
@@ -100,8 +99,6 @@ class Predictor:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.scale <= 0 or args.scale > 1:
-        raise StmError(f"--scale {args.scale}: must be in (0, 1]")
     if args.thickness is not None and args.thickness < 1:
         raise StmError(f"--thickness {args.thickness}: must be at least 1")
     if args.max_interactions < 1:
@@ -111,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     root, output = Path(args.root), Path(args.output)
     sequences = [name for name in args.sequences.split(",") if name] if args.sequences else None
     plan = plan_tables(root, args.subset, sequences)  # every bad-input error before any work
-    model, trained_thickness = load_interactive_model(args.weights, args.backbone, args.device)
-    predictor = Predictor(model, root, args.scale, args.batch, args.thickness or trained_thickness)
+    model, trained_thickness, trained_size = load_interactive_model(args.weights, args.backbone, args.device)
+    size = resolve_size(args.size, trained_size)
+    log.info("working size: %s%s", describe_size(size), " (the checkpoint's)" if args.size is None else "")
+    predictor = Predictor(model, root, size, args.batch, args.thickness or trained_thickness)
     bar = tqdm(desc="sequences", unit="seq", total=len(plan[0]))
     started: list[str] = []
 

@@ -30,8 +30,9 @@ from stm.errors import StmError
 from stm.evaluation.metrics import ObjectResult, sequence_scores, write_results
 from stm.evaluation.writers import OverlayVideo, write_prediction, write_scores, zip_submission
 from stm.inference.semi import SemiSupervisedSession
+from stm.inference.working_size import describe_size, resolve_size
 from stm.model import STM
-from stm.model.checkpoint import load_model
+from stm.model.checkpoint import load_model, recorded_size
 
 log = logging.getLogger("stm")
 
@@ -50,6 +51,7 @@ class EvalOptions:
     backbone: str = "resnet50"  # for a random-init model (no weights)
     mem_every: int = 5
     max_memory_frames: int | None = None
+    size: int | str | None = None  # short side the network runs at; "native"; None: the checkpoint's
     device: str = "cpu"
     amp: bool | str = False  # True, "bf16" or "fp16"
     channels_last: bool = True
@@ -118,10 +120,13 @@ def _job(opts: EvalOptions, name: str, frames: list[Path], given: dict, folder: 
     return job
 
 
-def build_model(opts: EvalOptions, device: torch.device) -> torch.nn.Module:
-    """Loads --weights (ours or the official STM_weights.pth), or a random-init model with a warning."""
+def build_model(opts: EvalOptions, device: torch.device) -> tuple[torch.nn.Module, int | None]:
+    """Loads --weights (ours or the official STM_weights.pth), or a random-init model with a warning.
+    Also returns the short side the weights were trained at (None: not recorded)."""
+    recorded = None
     if opts.weights:
-        model, _ = load_model(opts.weights, mode="semi", read_kernel=opts.read_kernel)
+        model, checkpoint = load_model(opts.weights, mode="semi", read_kernel=opts.read_kernel)
+        recorded = recorded_size(checkpoint)
     else:
         log.warning("no --weights given: the model is randomly initialised, so the masks are meaningless")
         torch.manual_seed(0)  # every process of a distributed run builds the same model
@@ -132,7 +137,7 @@ def build_model(opts: EvalOptions, device: torch.device) -> torch.nn.Module:
     if opts.compile:
         for name in ("query_encoder", "memory_encoder", "decoder"):
             setattr(model, name, torch.compile(getattr(model, name)))
-    return model
+    return model, recorded
 
 
 def _prefetch(paths: list[Path], pool: ThreadPoolExecutor, ahead: int = 2) -> Iterator[np.ndarray]:
@@ -152,9 +157,12 @@ def _given_labels(job: Job, index: int, frame: np.ndarray) -> np.ndarray:
     return (labels > 0).astype(np.uint8) if job.single_object else labels
 
 
-def run_job(job: Job, model: torch.nn.Module, opts: EvalOptions, position: int = 0) -> int:
-    """Propagates one sequence and writes its files; returns the number of frames processed."""
-    session = SemiSupervisedSession(model, opts.mem_every, opts.max_memory_frames, opts.amp, opts.channels_last)
+def run_job(job: Job, model: torch.nn.Module, opts: EvalOptions, position: int = 0, size: int | None = None) -> int:
+    """Propagates one sequence at working size `size` (None: native) and writes its files (at the
+    sequence's size); returns the number of frames processed."""
+    session = SemiSupervisedSession(
+        model, opts.mem_every, opts.max_memory_frames, opts.amp, opts.channels_last, size=size
+    )
     video = OverlayVideo(job.overlay) if job.overlay else None
     writes: list[Future] = []
     first_size = None
@@ -229,7 +237,10 @@ def evaluate(opts: EvalOptions) -> dict:
         raise StmError(f"--dataset {opts.dataset}: choose one of {', '.join(DATASETS)}")
     rank, world, device = _distributed(opts)
     jobs = davis_jobs(opts) if opts.dataset == "davis" else youtube_jobs(opts)
-    model = build_model(opts, device)
+    model, recorded = build_model(opts, device)
+    size = resolve_size(opts.size, recorded)
+    if rank == 0:
+        log.info("working size: %s%s", describe_size(size), " (the checkpoint's)" if opts.size is None else "")
     if opts.amp and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         log.warning(
             "this CPU has no native bfloat16 matrix instructions (%s): --amp will be slower than fp32",
@@ -242,7 +253,7 @@ def evaluate(opts: EvalOptions) -> dict:
             skipped += 1
             continue
         start = time.perf_counter()
-        frames += run_job(job, model, opts, position=rank)
+        frames += run_job(job, model, opts, position=rank, size=size)
         seconds += time.perf_counter() - start
     memory, memory_kind = peak_memory(device)
     if world > 1:

@@ -51,7 +51,7 @@ def test_full_session_with_the_real_robot(robot_root, tmp_path):
     from davisinteractive.dataset import Davis
 
     torch.manual_seed(0)
-    predictor = Predictor(STM("interactive", "resnet18").eval(), robot_root, scale=1.0, batch=4, thickness=1)
+    predictor = Predictor(STM("interactive", "resnet18").eval(), robot_root, size=None, batch=4, thickness=1)
     seen = []
     summary, report, csv = run_session(
         robot_root, tmp_path, predictor, max_interactions=3, max_time=None, on_sequence=seen.append
@@ -79,7 +79,7 @@ def test_registration_reads_the_folder(robot_root):
 
 def test_cli_writes_the_summary(robot_root, tmp_path, capsys):
     main(["--root", str(robot_root), "--output", str(tmp_path), "--sequences", "val-001",
-          "--backbone", "resnet18", "--max-interactions", "2", "--scale", "0.5"])
+          "--backbone", "resnet18", "--max-interactions", "2", "--size", "24"])
     assert (tmp_path / "summary.json").is_file() and (tmp_path / "per_sequence.csv").is_file()
     assert "AUC" in capsys.readouterr().out
 
@@ -122,6 +122,25 @@ def test_strokes_default_to_the_width_the_checkpoint_trained_with(tmp_path):
     assert load_interactive_model(str(weights), "resnet18", "cpu")[1] == 5
     save_checkpoint(weights, STM("interactive", "resnet18"))  # no run config (e.g. converted weights)
     assert load_interactive_model(str(weights), "resnet18", "cpu")[1] == 3
+
+
+def test_the_network_runs_at_the_size_the_checkpoint_trained_at(robot_root, tmp_path, monkeypatch):
+    import stm.evaluation.interactive_eval as interactive_eval
+
+    sizes = []
+
+    class Spy(interactive_eval.InteractiveSession):
+        def __init__(self, model, frames, *args, **kwargs):
+            sizes.append(tuple(frames.shape[-2:]))
+            super().__init__(model, frames, *args, **kwargs)
+
+    monkeypatch.setattr(interactive_eval, "InteractiveSession", Spy)
+    weights = tmp_path / "small.pth"
+    save_checkpoint(weights, STM("interactive", "resnet18", decoder_channels=32), size=24)
+    common = ["--root", str(robot_root), "--sequences", "val-000", "--weights", str(weights), "--max-interactions", "1"]
+    main([*common, "--output", str(tmp_path / "default")])
+    main([*common, "--output", str(tmp_path / "native"), "--size", "native"])
+    assert sizes == [(24, 32), (48, 64)]  # the robot's frames are 64x48
 
 
 def test_cli_prints_one_line_and_exits_1(tmp_path):

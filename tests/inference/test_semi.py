@@ -124,3 +124,36 @@ def test_amp_runs_in_bfloat16_on_the_cpu(model):
     assert session.bank._key.dtype == torch.bfloat16
     assert result.probs.dtype == torch.float32
     torch.testing.assert_close(result.probs.sum(0), torch.ones(32, 48))
+
+
+def test_a_listed_object_absent_from_given_labels_is_absent_from_that_frame(model):
+    frames, labels = _video(4), _labels()
+    session = SemiSupervisedSession(model)
+    session.step(frames[0], labels)
+    only_three = np.where(labels == 3, 3, 0).astype(np.uint8)
+    result = session.step(frames[1], only_three, ids=[3, 7])
+    assert result.ids == [3, 7] and not (result.labels == 7).any()
+    assert float(result.probs[2].max()) == 0.0
+
+
+def test_remembered_frames_are_protected_memory_without_a_step(model):
+    frames, labels = _video(3), _labels()
+    session = SemiSupervisedSession(model, max_memory_frames=2)
+    session.remember(frames[0], labels)
+    assert session.frame_index == 0 and session.bank.frames() == [-1] and session.ids == [3, 7]
+    for frame in frames[1:]:
+        result = session.step(frame)  # no labels given: the objects come from the remembered frame
+    assert result.ids == [3, 7] and -1 in session.bank.frames()
+
+
+def test_a_working_size_answers_at_the_frames_size(model):
+    frames, labels = _video(4), _labels()
+    session = SemiSupervisedSession(model, size=32)
+    results = [session.step(frame, labels if t == 0 else None) for t, frame in enumerate(frames)]
+    assert all(r.labels.shape == (64, 96) and r.probs.shape == (3, 64, 96) for r in results)
+    np.testing.assert_array_equal(results[0].labels, labels)
+    native = SemiSupervisedSession(model, size=64)  # 64 is these frames' short side: nothing is resized
+    plain = SemiSupervisedSession(model)
+    for t, frame in enumerate(frames):
+        given = labels if t == 0 else None
+        torch.testing.assert_close(native.step(frame, given).probs, plain.step(frame, given).probs)

@@ -33,6 +33,7 @@ def test_a_resumed_run_ends_in_the_same_state_as_an_uninterrupted_one(tiny_video
     assert all(torch.allclose(a[k]["exp_avg"], b[k]["exp_avg"], atol=1e-7) for k in a)
     checkpoint = read_checkpoint(tmp_path / "parts" / "latest.pth")
     assert checkpoint["step"] == 3 and checkpoint["max_skip"] == 2 and len(checkpoint["rng"]) == 1
+    assert checkpoint["size"] == 32  # the short side of data.size: what inference runs at by default
     assert (tmp_path / "parts" / "config.yaml").is_file() and any((tmp_path / "parts" / "tensorboard").iterdir())
 
 
