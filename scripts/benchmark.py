@@ -35,6 +35,7 @@ from stm.data.synthetic import SyntheticSpec, render_video  # noqa: E402
 from stm.inference.semi import SemiSupervisedSession, frame_tensor  # noqa: E402
 from stm.model import STM  # noqa: E402
 from stm.model.memory_read import READ_KERNELS  # noqa: E402
+from stm.precision import autocast, autocast_dtype  # noqa: E402
 
 STAGES = {"encode_query": "query encoder", "encode_memory": "memory encoder", "read": "read", "decode": "decoder"}
 
@@ -98,7 +99,7 @@ def frame_at(frames: np.ndarray, t: int) -> np.ndarray:
 
 
 def run_semi(model, args, frames, labels, device) -> None:
-    session = SemiSupervisedSession(model, args.mem_every, args.max_memory_frames, _amp(args), args.channels_last)
+    session = SemiSupervisedSession(model, args.mem_every, args.max_memory_frames, args.precision, args.channels_last)
     for t in range(args.frames):
         session.step(frame_at(frames, t), labels[0] if t == 0 else None)
     if device.type == "cuda":
@@ -107,9 +108,8 @@ def run_semi(model, args, frames, labels, device) -> None:
 
 def run_interactive(model, args, frames, labels, device) -> None:
     """One interaction's re-segmentation: memory from the annotated frame, all frames in batches."""
-    amp = _amp(args)
     ids = [i for i in np.unique(labels[0]) if i]
-    with torch.inference_mode(), torch.autocast(device.type, dtype=_dtype(amp), enabled=bool(amp)):
+    with torch.inference_mode(), autocast(device, autocast_dtype(device, args.precision)):
         first = frame_tensor(frames[0], device, args.channels_last)
         masks = torch.stack([torch.from_numpy(labels[0] == i) for i in ids])[None].float().to(device)
         scribbles = torch.zeros(1, len(ids), 2, *masks.shape[-2:], device=device)
@@ -125,14 +125,6 @@ def run_interactive(model, args, frames, labels, device) -> None:
             model.segment(model.encode_query(batch), key.expand(n, -1, -1, -1), value.expand(n, -1, -1, -1))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _amp(args):
-    return {"fp32": False, "bf16": "bf16", "fp16": "fp16"}[args.precision]
-
-
-def _dtype(amp):
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp, torch.float32)
 
 
 def peak_memory(device: torch.device) -> dict:

@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
+        step = trainer.step_module
+        robot_before = getattr(step, "robot_seconds", 0.0)  # the interactive step's DAVIS robot, on the CPU
         start = time.perf_counter()
         for _ in range(args.steps):
             loss, _probs, _applied = trainer.train_step(batch)  # reads the loss: one sync per step, as train.py
@@ -96,14 +98,17 @@ def main(argv: list[str] | None = None) -> dict:
         "iterations_per_s": args.steps / seconds,
         "s_per_iteration": seconds / args.steps,
         "last_loss": loss,
+        "robot_s_per_iteration": (getattr(step, "robot_seconds", 0.0) - robot_before) / args.steps,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
     if device.type == "cuda":
         result["cuda_max_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    robot = hasattr(step, "robot_seconds")
     print(
         f"{args.config}: {config.model.backbone}, {result['size'][0]}x{result['size'][1]}, {result['frames']} frames, "
         f"batch {result['batch']}, {result['objects']} objects, {result['precision']}, on {result['device']}: "
-        f"{result['iterations_per_s']:.2f} it/s ({1000 * result['s_per_iteration']:.0f} ms/it)"
+        f"{result['iterations_per_s']:.2f} it/s ({1000 * result['s_per_iteration']:.0f} ms/it"
+        + (f", the DAVIS robot {1000 * result['robot_s_per_iteration']:.0f} ms of it)" if robot else ")")
     )
     print(json.dumps(result, indent=1))
     if args.json:

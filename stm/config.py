@@ -181,6 +181,9 @@ class TrainConfig:
     max_minutes: float = 0.0  # and after this much wall-clock training time (0: no limit)
     batch_size: int = 4  # clips per process
     lr: float = 1e-5
+    lr_factors: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> multiple of lr, e.g.
+    # {memory_encoder.trunk.extra_stem: 10}: new, zero-initialised inputs catch up with copied ones (Adam moves
+    # a weight by about lr per step, so from zero they stay far smaller for hundreds of steps)
     weight_decay: float = 0.0
     lr_schedule: str = "constant"  # constant | step | poly | cosine
     lr_milestones: list[int] = field(default_factory=list)  # step schedule: multiply by lr_gamma at each
@@ -189,7 +192,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     grad_clip: float = 0.0  # max gradient norm (0: off)
     channels_last: bool = True  # NHWC weights: about 10% faster steps on the CPU (fp32), what tensor cores want
-    amp: str = "auto"  # auto (bf16 or fp16 on CUDA, fp32 on the CPU) | fp32 | bf16 | fp16 (CUDA only)
+    amp: str = "auto"  # auto (fp16 + gradient scaler on CUDA, fp32 on the CPU) | fp32 | bf16 | fp16 (CUDA only)
     device: str = "auto"  # auto | cpu | cuda
     freeze_bn: bool | None = None  # None: frozen when starting from pretrained weights, trainable from random init
     threads: int = 0  # torch CPU threads per process (0: torch's default)
@@ -207,6 +210,9 @@ class TrainConfig:
                 raise StmError(f"train.{key}: {getattr(self, key)} must be >= 1")
         if self.lr <= 0:
             raise StmError(f"train.lr: {self.lr} must be > 0")
+        for prefix, factor in self.lr_factors.items():
+            if factor <= 0:
+                raise StmError(f"train.lr_factors.{prefix}: {factor} must be > 0")
 
 
 @dataclass
@@ -232,14 +238,16 @@ class ValConfig:
 
 @dataclass
 class InteractiveConfig:
-    """The simulated interaction protocol, shared by the interactive training step and its validation."""
+    """The simulated interaction protocol: the interactive training step and its validation."""
 
-    rounds: int = 3  # interactions played per clip (at most its length) and per held-out video
+    rounds: int = 8  # interactions the validation plays per held-out video, as the DAVIS robot plays them
+    train_rounds: int = 3  # rounds per training clip (at most its length: longer clips keep frames that are
+    # never scribbled, so corrections must carry beyond the memory; README "Interactive evaluation")
     scribble_thickness: int = 3  # stroke width in pixels at the training size (1-pixel strokes were too
-    # faint at 64x112 for later rounds to beat round 1; README "Interactive mode")
+    # faint at 64x112 for later rounds to beat round 1; README "Interactive evaluation")
 
     def check(self, key: str) -> None:
-        for name in ("rounds", "scribble_thickness"):
+        for name in ("rounds", "train_rounds", "scribble_thickness"):
             if getattr(self, name) < 1:
                 raise StmError(f"interactive.{name}: {getattr(self, name)} must be >= 1")
 

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from stm.data.io import read_mask, write_mask
 from stm.errors import StmError
@@ -24,6 +23,7 @@ from stm.evaluation.semi_eval import peak_memory
 from stm.evaluation.writers import OverlayVideo
 from stm.inference.predictor import Video, VideoPredictor
 from stm.inference.working_size import describe_size, parse_size
+from stm.progress import progress
 
 log = logging.getLogger("stm")
 
@@ -79,7 +79,7 @@ def add_masks(video: Video, files: dict[int, Path]) -> None:
             raise StmError(message if message.startswith(str(path)) else f"{path}: {message}") from None
 
 
-def segment(video: Video, output: Path, bar: tqdm) -> int:
+def segment(video: Video, output: Path, bar) -> int:
     """Propagates and writes every frame; returns the number of frames written."""
     first = min(video.annotated)
     written = 0
@@ -96,7 +96,7 @@ def segment(video: Video, output: Path, bar: tqdm) -> int:
 
 def write_overlay(video: Video, path: Path) -> None:
     overlay = OverlayVideo(path)
-    for index in tqdm(range(len(video)), desc="overlay", unit="frame", leave=False):
+    for index in progress(range(len(video)), desc="overlay", unit="frame", leave=False):
         overlay.add(video.frame(index), video.labels(index))
     overlay.close()
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("%s: %d frames of %dx%d, working size %s", args.video, len(video), *video.size[::-1],
                  describe_size(predictor.size))  # fmt: skip
         start = time.perf_counter()
-        with tqdm(total=len(video), desc=args.video.name, unit="frame") as bar:
+        with progress(total=len(video), desc=args.video.name, unit="frame") as bar:
             frames = segment(video, args.output, bar)
         seconds = time.perf_counter() - start
         if args.overlay:

@@ -18,10 +18,12 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_thread():
-    """One torch thread for the test. Tiny frames gain nothing from a second thread, and on a shared,
-    busy machine the OpenMP threads of one process wait for each other (seen: 1.5 s instead of 0.04 s)."""
+    """One torch thread for a module of tests on tiny frames (its module-scoped fixtures included, when
+    requested by an autouse fixture or `pytestmark = pytest.mark.usefixtures("one_thread")`). Tiny frames
+    gain nothing from a second thread, and on a shared, busy machine the OpenMP threads of one process
+    wait for each other (seen: 1.5 s instead of 0.04 s; a fixture training a tiny model: 100 s, not 7)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -55,6 +55,8 @@ def test_training_sections_name_keys_inside_lists_and_nested_values(tmp_path):
         load_config(None, ["data.static_augment.crop_scale=[1,0.5]"])
     with pytest.raises(StmError, match=r"train\.lr: Value 'fast'"):
         load_config(None, ["train.lr=fast"])
+    with pytest.raises(StmError, match=r"train\.lr_factors\.decoder: 0\.0 must be > 0"):
+        load_config(None, ["train.lr_factors={decoder: 0}"])
     with pytest.raises(StmError, match=r"data\.video\[0\]\.root: .*missing mandatory value"):
         load_config(None, ["data.video=[{kind: davis}]"])
 
@@ -68,5 +70,11 @@ def test_shipped_configs_load_with_the_paper_settings():
     for name in ("main_davis", "main_youtube"):
         config = load_config(configs / f"{name}.yaml")
         assert config.data.skip.end == 25 and config.model.init_weights == "checkpoints/pretrain_static/latest.pth"
+    for name in ("interactive_pretrain", "interactive_main", "interactive_demo"):
+        config = load_config(configs / f"{name}.yaml")  # clips longer than their rounds; 8 robot rounds at validation
+        assert config.model.mode == "interactive" and config.train.step == "interactive"
+        assert config.data.frames > config.interactive.train_rounds and config.interactive.rounds == 8
+    assert load_config(configs / "interactive_main.yaml").model.init_weights == "checkpoints/main_davis/latest.pth"
+    assert load_config(configs / "interactive_demo.yaml").model.init_weights == "checkpoints/demo/latest.pth"
     demo = load_config(configs / "demo.yaml")
     assert demo.data.synthetic is not None and demo.train.max_minutes > 0 and demo.val.root is not None

@@ -12,10 +12,7 @@ from stm.data.video_file import VideoFileFrames, write_video
 from stm.model.checkpoint import save_checkpoint
 from stm.segment import main
 
-
-@pytest.fixture(autouse=True)
-def _tiny(one_thread):
-    """Tiny frames: one thread (see tests/conftest.py)."""
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny frames (see tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +113,17 @@ def test_bad_input_is_one_line_and_loses_nothing(workdir, tmp_path, capsys):
     assert "interactive checkpoint" in bad_run([*video, "--masks", str(base / "first.png"), *interactive], capsys)
     assert sorted(p.name for p in out.iterdir()) == ["00000.png"]
     assert (read_mask(out / "00000.png") == 3).all()
+
+
+def test_a_real_davis_sequence_turned_into_an_mp4(shared_data, workdir, tmp_path):
+    from stm.data.frames import FolderFrames
+
+    sequence = shared_data / "davis16-train-sample"
+    frames = FolderFrames(sequence / "JPEGImages" / "480p" / "dog-agility")
+    write_video(tmp_path / "dog-agility.mp4", (frames[i] for i in range(6)))
+    mask = sequence / "Annotations" / "480p" / "dog-agility" / "00000.png"  # 0/255 greyscale: one object
+    main(["--video", str(tmp_path / "dog-agility.mp4"), "--masks", str(mask), "--output", str(tmp_path / "out"),
+          "--weights", str(workdir[0] / "small.pth")])  # fmt: skip
+    masks = outputs(tmp_path / "out", 6)
+    assert masks.shape == (6, 480, 854)
+    np.testing.assert_array_equal(masks[0], read_mask(mask))

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from stm.data.io import VOID, without_void
 from stm.errors import StmError
 
 log = logging.getLogger("stm")
@@ -30,7 +31,7 @@ REPLACEMENTS = 5  # tries per request before it comes back as a BadSample
 
 @dataclass
 class Clip:
-    """T frames and their object ids 0..N (0 = background), the objects renumbered 1..N."""
+    """T frames and their object ids 0..N (0 = background, 255 = void), the objects renumbered 1..N."""
 
     frames: Tensor  # float [T, 3, H, W] in [0, 1]
     labels: Tensor  # uint8 [T, H, W]
@@ -132,7 +133,7 @@ class ClipSampler:
 @dataclass
 class ClipBatch:
     frames: Tensor  # float [B, T, 3, H, W]
-    labels: Tensor  # long [B, T, H, W], ids 0..N
+    labels: Tensor  # long [B, T, H, W], ids 0..N, 255 = void (no loss)
     valid: Tensor  # bool [B, N]: which object slots are real (clips have different counts)
     bad: list[str] = field(default_factory=list)  # reasons of the samples dropped from this batch
     names: list[str] = field(default_factory=list)
@@ -175,16 +176,18 @@ def collate_clips(samples: list[Clip | BadSample]) -> ClipBatch:
 
 
 def pick_objects(rng: np.random.Generator, labels: np.ndarray, max_objects: int, min_pixels: int) -> list[int]:
-    """Up to max_objects random ids among those covering at least min_pixels of `labels`."""
-    ids, counts = np.unique(labels, return_counts=True)
+    """Up to max_objects random ids among those covering at least min_pixels of `labels` (void is none)."""
+    ids, counts = np.unique(without_void(labels), return_counts=True)
     present = [int(i) for i, c in zip(ids, counts, strict=True) if i != 0 and c >= min_pixels]
     rng.shuffle(present)
     return sorted(present[:max_objects])
 
 
 def renumber(labels: np.ndarray, chosen: list[int]) -> np.ndarray:
-    """Ids `chosen` become 1..len(chosen); every other id becomes background."""
+    """Ids `chosen` become 1..len(chosen); void stays void (the loss ignores it); every other id
+    becomes background."""
     lookup = np.zeros(256, dtype=np.uint8)
+    lookup[VOID] = VOID
     for new, old in enumerate(chosen, start=1):
         lookup[old] = new
     return lookup[labels]

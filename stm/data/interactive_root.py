@@ -2,7 +2,7 @@
 
 DAVIS ships, for each sequence, the first interaction's scribbles: strokes drawn on one frame, one
 inside each object and one on the background. We synthesise the same from the ground truth of one
-frame (the one where the least visible object is largest) with `stm.data.scribbles`. Annotations are
+frame (the one where the least visible object is largest) with `stm.data.scribbles.first_scribbles`. Annotations are
 rewritten as palette PNGs of object ids numbered 00000.png.. (the robot reads raw PNG indices, so
 DAVIS 2016 style 0/255 masks would not work), optionally resized, and ImageSets/2017/<subset>.txt
 lists the sequences.
@@ -27,28 +27,13 @@ from stm.data.io import (
     write_frame,
     write_mask,
 )
-from stm.data.scribbles import scribble_path, to_davis_json
+from stm.data.scribbles import first_scribbles
 from stm.errors import StmError
 
 log = logging.getLogger("stm")
 
 
-def scribble_frame(labels: np.ndarray, num_objects: int) -> int:
-    """The frame whose smallest object is largest: every object is visible there if anywhere."""
-    areas = np.stack([(labels == k).reshape(len(labels), -1).sum(1) for k in range(1, num_objects + 1)], axis=1)
-    return int(areas.min(axis=1).argmax())
-
-
-def first_scribbles(name: str, labels: np.ndarray, rng: np.random.Generator) -> dict:
-    """DAVIS scribble JSON with one synthesised stroke per object and one on the background."""
-    objects = int(labels.max())
-    frame = scribble_frame(labels, objects)
-    paths = {k: scribble_path(labels[frame] == k, rng) for k in range(objects + 1)}
-    height, width = labels.shape[1:]
-    return to_davis_json(name, len(labels), frame, paths, height, width)
-
-
-def convert_sequence(source: Path, target: Path, name: str, scale: float, rng: np.random.Generator) -> None:
+def convert_sequence(source: Path, target: Path, name: str, scale: float, seed: int) -> None:
     sequence = davis_sequence(source, name)
     absent = [index for index in range(len(sequence)) if index not in sequence.masks]
     if absent:
@@ -68,7 +53,7 @@ def convert_sequence(source: Path, target: Path, name: str, scale: float, rng: n
     labels = np.stack(labels)
     if labels.max() == 0:
         raise StmError(f"{source / 'Annotations' / '480p' / name}: no object in any annotation")
-    scribbles = first_scribbles(name, labels, rng)
+    scribbles = first_scribbles(name, labels, seed)
     path = target / "Scribbles" / name / "001.json"
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(scribbles)))
 
@@ -88,9 +73,8 @@ def make_interactive_root(
     if not 0 < scale <= 1:
         raise StmError(f"scale {scale}: must be in (0, 1]")
     names = davis_sequence_names(source, split=subset, names=sequences)
-    rng = np.random.default_rng(seed)
     for name in names:
-        convert_sequence(source, target, name, scale, rng)
+        convert_sequence(source, target, name, scale, seed)
         log.info("%s: written with its first scribbles", name)
     listing = target / "ImageSets" / "2017" / f"{subset}.txt"
     atomic_write(listing, lambda tmp: Path(tmp).write_text("".join(f"{name}\n" for name in names)))

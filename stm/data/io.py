@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,17 +68,49 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     raise StmError(f"{path}: mask must be a palette PNG of object ids or a 0/255 greyscale PNG (mode {mode})")
 
 
-def atomic_write(path: Path, write) -> None:
-    """Calls write(temporary_path) then renames it onto `path`: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(handle)
+VOID = 255  # DAVIS "void" pixels: never an object, never a target, scored as background
+
+
+def without_void(mask: np.ndarray) -> np.ndarray:
+    """Object ids with void pixels (255) turned into background (0), as the official evaluation scores them."""
+    mask = np.asarray(mask)
+    return np.where(mask == VOID, 0, mask).astype(mask.dtype, copy=False)
+
+
+PARTIAL_GLOB = ".*.partial*"  # temporary files of atomic writes (a killed process may leave some)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> None:
+    """The one way files are written: write(temporary) fills a temporary file beside `path` (same
+    suffix, so writers that choose the format by it still can), then `commit` flushes it to disk and
+    renames it onto `path`. Readers never see half a file, and after a crash or a power loss `path`
+    holds the old contents or the new ones, never an empty or partial file."""
+    path = Path(path)
+    temporary = partial_path(path)
     try:
-        write(temporary)
-        os.replace(temporary, path)
+        write(str(temporary))
+        commit(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+def partial_path(path: Path) -> Path:
+    """A new empty temporary file beside `path` for an atomic write (`.name.XXXX.partial.suffix`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".partial{path.suffix}")
+    os.close(handle)
+    return Path(temporary)
+
+
+def commit(temporary: Path, path: Path) -> None:
+    """fsync `temporary`, then rename it onto `path` (atomic on POSIX and Windows)."""
+    handle = os.open(temporary, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+    os.replace(temporary, path)
 
 
 def write_mask(path: str | os.PathLike, ids: np.ndarray, palette: bytes = DAVIS_PALETTE) -> None:

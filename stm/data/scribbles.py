@@ -1,10 +1,12 @@
-"""Scribbles: synthesised from a region (training, first interactions) and read from DAVIS JSON.
+"""Scribbles: synthesised from a region (training, first interactions), read from and written as DAVIS JSON.
 
-A user draws a stroke along the middle of the part they want to fix. We imitate that: thin the region
-to its skeleton with Guo-Hall thinning (`skimage.morphology.thin`), then walk randomly along the
-skeleton from a random point, in both directions, for a random length. Positive scribbles go on
-missed foreground, negative ones on false positives. Every map is a binary [H, W] image; per
-object, positive and negative maps are stacked as [N, 2, H, W] (what the memory encoder takes).
+A user draws a stroke along the middle of the part they want to fix. For the first interaction we imitate
+that: thin the region to its skeleton with Guo-Hall thinning (`skimage.morphology.thin`), then walk
+randomly along the skeleton from a random point, in both directions, for a random length: one stroke
+inside each object and one on the background, on the frame where every object is best visible (as DAVIS
+ships its first scribbles). Later corrections come from the DAVIS robot itself
+(`stm.evaluation.davis_robot.robot_scribbles`). Every map is a binary [H, W] image; per object, positive
+and negative maps are stacked as [N, 2, H, W] (what the memory encoder takes).
 
 DAVIS scribble JSON (what davisinteractive's robot returns and `Scribbles/<seq>/NNN.json` holds):
 {"sequence": name, "scribbles": [per frame: [{"path": [[x / W, y / H], ...], "object_id": k,
@@ -15,11 +17,14 @@ scribble with object_id k is positive; any other id (background or another objec
 from __future__ import annotations
 
 import time
+import zlib
 
 import cv2
 import numpy as np
 from scipy import ndimage
 from skimage.morphology import thin
+
+from stm.data.io import without_void
 
 # 8-neighbourhood offsets, in (dy, dx).
 _NEIGHBOURS = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)])
@@ -96,27 +101,6 @@ def scribble_map(region: np.ndarray, rng: np.random.Generator, thickness: int = 
     return drawn & region
 
 
-def correction_maps(
-    prediction: np.ndarray,
-    truth: np.ndarray,
-    num_objects: int,
-    rng: np.random.Generator,
-    thickness: int = 1,
-    min_area: int = 16,
-) -> np.ndarray:
-    """Scribbles that correct `prediction` towards `truth` (both [H, W] object ids) on one frame.
-
-    For object k: positive on missed foreground (truth == k, prediction != k), negative on false
-    positives (prediction == k, truth != k). An empty prediction (the first round) makes the
-    positive scribble run over the whole object and leaves no negative one; `first_round_maps`
-    adds the background strokes a user draws first. Returns bool [N, 2, H, W]."""
-    maps = np.zeros((num_objects, 2) + truth.shape, dtype=bool)
-    for k in range(1, num_objects + 1):
-        maps[k - 1, 0] = scribble_map((truth == k) & (prediction != k), rng, thickness, min_area)
-        maps[k - 1, 1] = scribble_map((prediction == k) & (truth != k), rng, thickness, min_area)
-    return maps
-
-
 def first_round_maps(
     truth: np.ndarray, num_objects: int, rng: np.random.Generator, thickness: int = 1, min_area: int = 16
 ) -> np.ndarray:
@@ -179,3 +163,22 @@ def to_davis_json(
     frames: list[list] = [[] for _ in range(num_frames)]
     frames[frame] = strokes
     return {"scribbles": frames, "sequence": sequence}
+
+
+def scribble_frame(labels: np.ndarray, num_objects: int) -> int:
+    """The frame whose smallest object is largest: every object is visible there if anywhere."""
+    areas = np.stack([(labels == k).reshape(len(labels), -1).sum(1) for k in range(1, num_objects + 1)], axis=1)
+    return int(areas.min(axis=1).argmax())
+
+
+def first_scribbles(name: str, labels: np.ndarray, seed: int = 0) -> dict:
+    """The first interaction of a video as DAVIS ships it (DAVIS scribble JSON): one synthesised stroke
+    per object and one on the background, on `scribble_frame`. labels: object ids [T, H, W]. The strokes
+    depend only on (seed, name), so a robot-ready folder and a validation that synthesises them agree."""
+    labels = without_void(labels)
+    objects = int(labels.max())
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    frame = scribble_frame(labels, objects)
+    paths = {k: scribble_path(labels[frame] == k, rng) for k in range(objects + 1)}
+    height, width = labels.shape[1:]
+    return to_davis_json(name, len(labels), frame, paths, height, width)

@@ -7,7 +7,7 @@ first frame are kept.
 
 Sources:
 - folder: <root>/<images>/*.jpg|png with same-stem masks <root>/<masks>/*.png. Palette masks (VOC
-  style) keep their ids (255, VOC's void border, is background); greyscale masks (salient-object
+  style) keep their ids (255, VOC's void border, stays void: no object, no loss); greyscale masks (salient-object
   sets: ECSSD, DUTS, MSRA) are one object, thresholded at 128.
 - yolo: COCO converted to YOLO segmentation labels, as in coco128-seg: <root>/images/<sub>/x.jpg and
   <root>/labels/<sub>/x.txt, one instance per line "class x1 y1 x2 y2 ..." (coordinates in [0, 1]).
@@ -32,14 +32,12 @@ ATTEMPTS = 5  # geometry draws tried until an object is visible in the first fra
 
 
 def read_instance_mask(path: str | os.PathLike) -> np.ndarray:
-    """Object ids uint8 [H, W] from a palette PNG (ids; 255 -> 0) or a greyscale/binary mask (one object)."""
+    """Object ids uint8 [H, W] from a palette PNG (ids; 255 = void) or a greyscale/binary mask (one object)."""
     try:
         with Image.open(path) as image:
             image.load()
             if image.mode == "P":
-                ids = np.array(image, dtype=np.uint8)
-                ids[ids == 255] = 0
-                return ids
+                return np.array(image, dtype=np.uint8)
             grey = np.array(image.convert("L"))
     except (OSError, SyntaxError, ValueError) as exc:
         raise StmError(f"{path}: unreadable mask ({exc})") from None

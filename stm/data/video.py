@@ -6,9 +6,10 @@ its 30 fps videos, so its gaps count annotated frames and its max skip is divide
 reversed in time with probability 1/2. Up to max_objects objects visible in the first clip frame are
 kept. One crop (and flip) is shared by the clip; each frame gets a small affine and colour jitter.
 
-Layouts: DAVIS <root>/JPEGImages/<res>/<seq>/ + Annotations/<res>/<seq>/ (sequences from
-ImageSets/<year>/<split>.txt when present); YouTube-VOS <root>/<split>/JPEGImages/<vid>/ +
-<root>/<split>/Annotations/<vid>/.
+Layouts, read by the same readers as evaluation: DAVIS <root>/JPEGImages/<res>/<seq>/ +
+Annotations/<res>/<seq>/ (stm.data.io; sequences from ImageSets/<year>/<split>.txt when present);
+YouTube-VOS <root>/<split>/JPEGImages/<vid>/ + <root>/<split>/Annotations/<vid>/ (stm.data.youtube;
+videos from <split>/meta.json when present).
 """
 
 from __future__ import annotations
@@ -20,32 +21,15 @@ import numpy as np
 
 from stm.config import AugmentConfig, VideoSourceConfig
 from stm.data.clips import Clip, pick_objects, renumber
-from stm.data.io import FRAME_SUFFIXES, VideoSequence, davis_sequence, davis_sequence_names, read_frame, read_mask
+from stm.data.io import davis_sequence, davis_sequence_names, read_frame, read_mask
 from stm.data.transforms import augment_frame, clip_geometry, frames_to_tensor, labels_to_tensor
+from stm.data.youtube import youtube_video, youtube_video_names
 from stm.errors import StmError
 
 log = logging.getLogger("stm")
 
 SKIP_DIVISOR = {"davis": 1, "youtube": 5}
 ATTEMPTS = 10  # frame and crop draws tried until an object is visible in the first clip frame
-
-
-def youtube_sequences(root: str | Path, split: str = "train") -> list[VideoSequence]:
-    """Every video of a YouTube-VOS split: frames and the masks that exist for them."""
-    base = Path(root) / split
-    frames_root, masks_root = base / "JPEGImages", base / "Annotations"
-    if not frames_root.is_dir():
-        raise StmError(f"{base}: not a YouTube-VOS layout folder (no JPEGImages/)")
-    sequences = []
-    for folder in sorted(p for p in frames_root.iterdir() if p.is_dir()):
-        frames = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
-        stems = {frame.stem: index for index, frame in enumerate(frames)}
-        mask_dir = masks_root / folder.name
-        masks = {}
-        if mask_dir.is_dir():
-            masks = {stems[p.stem]: p for p in mask_dir.glob("*.png") if p.stem in stems}
-        sequences.append(VideoSequence(folder.name, frames, masks))
-    return sequences
 
 
 def sample_frame_indices(rng: np.random.Generator, length: int, count: int, max_skip: int) -> list[int]:
@@ -74,7 +58,8 @@ class VideoSource:
             names = davis_sequence_names(config.root, config.year, config.split, resolution=config.resolution)
             sequences = [davis_sequence(config.root, name, config.resolution) for name in names]
         else:
-            sequences = youtube_sequences(config.root, config.split)
+            names = youtube_video_names(config.root, config.split)
+            sequences = [youtube_video(config.root, config.split, name) for name in names]
         # Only annotated frames are used: (frame, mask) path pairs in temporal order.
         self.videos = [
             (s.name, [(s.frames[i], s.masks[i]) for i in sorted(s.masks)]) for s in sequences if len(s.masks) >= frames

@@ -23,7 +23,7 @@ import numpy as np
 from stm.data.io import atomic_write
 from stm.errors import StmError
 
-CACHE_BYTES = 256 * 2**20  # decoded frames kept for backward reads (128 frames at most)
+CACHE_BYTES = 64 * 2**20  # decoded frames kept for backward reads (52 at 480p, 128 at most)
 
 
 class VideoFileFrames:

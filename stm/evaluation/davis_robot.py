@@ -13,13 +13,26 @@ predictions (a callback) and prepare the ground on which the library stands:
 
 Every file the library reads is checked first: a missing file would make it try to download the
 DAVIS archives; here it is a one-line StmError instead.
+
+One dependency changed under the robot: skimage's `medial_axis` (the skeleton each stroke follows) breaks
+ties with a fresh random generator on every call since skimage 0.19, where the skimage of the challenge
+always used `RandomState(0)`. Unseeded, the same prediction gets a different stroke at each call (in our
+tests, a different longest path through the skeleton). The robot's code is left as it is; its call of
+`medial_axis` gets a fixed seed (`deterministic_skeletons`), so every score here is reproducible.
+
+The same protocol also plays in process, on videos held in memory (`play_protocol`: training
+validation, and the robot's corrections of the interactive training step): the library's robot with
+the evaluation service's parameters draws each correction, the library's metrics score each
+interaction, and the next frame is chosen by the service's rule. Without a time limit and with
+every interaction counted as one unit of time, the service's AUC is `interaction_auc`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
@@ -28,6 +41,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from stm.data.io import without_void
 from stm.errors import StmError
 
 log = logging.getLogger("stm")
@@ -73,7 +87,7 @@ def sequence_entry(root: Path, name: str, subset: str) -> dict:
             if image.size != size:
                 raise StmError(f"{file}: size {image.size} differs from the sequence's first annotation {size}")
             ids = np.asarray(image)
-        objects = max(objects, int(ids[ids < 255].max(initial=0)))
+        objects = max(objects, int(without_void(ids).max(initial=0)))
     if objects == 0:
         raise StmError(f"{annotations}: no object in any annotation")
     scribbles = _scribble_files(root, name)
@@ -148,6 +162,16 @@ def _listed_sequences(root: Path, subset: str) -> list[str]:
 
 
 @contextmanager
+def deterministic_skeletons() -> Iterator[None]:
+    """The robot's `medial_axis` with a fixed tie-breaking seed (see the module docstring)."""
+    from davisinteractive.robot import interactive_robot
+    from skimage.morphology import medial_axis
+
+    with mock.patch.object(interactive_robot, "medial_axis", functools.partial(medial_axis, rng=0)):
+        yield
+
+
+@contextmanager
 def registered(subset: str, sequences: list[str], entries: dict[str, dict]) -> Iterator[None]:
     """davisinteractive's tables with `entries` added and `subset` set to `sequences`, for a while."""
     davis = _davis()
@@ -184,7 +208,7 @@ def run_session(
     else:
         log.info("every sequence matches the DAVIS 2017 tables: challenge protocol")
     output.mkdir(parents=True, exist_ok=True)
-    with registered(subset, chosen, entries):
+    with registered(subset, chosen, entries), deterministic_skeletons():
         session = DavisInteractiveSession(
             host="localhost",
             davis_root=str(root),
@@ -220,3 +244,76 @@ def per_sequence_table(report: pd.DataFrame) -> pd.DataFrame:
     timing = interaction_seconds(report).groupby("sequence").mean()
     table = scores.assign(seconds_per_interaction=timing)
     return table.reset_index()
+
+
+@functools.cache
+def _robot():
+    """The library's robot with the parameters the evaluation service gives it (kernel size 0.2, not the
+    class default 0.15)."""
+    from davisinteractive.evaluation.service import ROBOT_DEFAULT_PARAMETERS
+    from davisinteractive.robot import InteractiveScribblesRobot
+
+    logging.getLogger("absl").setLevel(logging.WARNING)  # the robot logs every call at INFO
+    return InteractiveScribblesRobot(**ROBOT_DEFAULT_PARAMETERS)
+
+
+def robot_scribbles(
+    truth: np.ndarray, prediction: np.ndarray, frame: int, num_objects: int, sequence: str = ""
+) -> dict:
+    """The robot's correction of `prediction` on `frame` as DAVIS scribble JSON. truth, prediction: object
+    ids [T, H, W]. For every id (0 = background) the robot opens the region where that id is really there
+    but not predicted, takes its medial axis and draws the longest path of each connected part as one
+    stroke labelled with that id. Only `frame` is handed to the robot, which looks at nothing else."""
+    one = slice(frame, frame + 1)
+    with deterministic_skeletons():
+        scribbles = _robot().interact(sequence, prediction[one], truth[one], nb_objects=num_objects, frame=0)
+    strokes: list[list] = [[] for _ in range(len(truth))]
+    strokes[frame] = scribbles["scribbles"][0]
+    return {"scribbles": strokes, "sequence": sequence}
+
+
+def protocol_scores(truth: np.ndarray, prediction: np.ndarray, num_objects: int) -> tuple[np.ndarray, np.ndarray]:
+    """J and F [T frames, N objects] of one interaction's prediction, as the evaluation service scores it
+    (every frame; an object absent from both truth and prediction scores 1)."""
+    from davisinteractive.metrics import batched_f_measure, batched_jaccard
+
+    j = batched_jaccard(truth, prediction, average_over_objects=False, nb_objects=num_objects)
+    f = batched_f_measure(truth, prediction, average_over_objects=False, nb_objects=num_objects)
+    return j, f
+
+
+def next_frame(j: np.ndarray, f: np.ndarray, used: set[int]) -> int:
+    """The frame the service asks to correct next: the worst J&F (mean over objects) among the frames the
+    robot has not corrected yet (among all frames once every one was). j, f: [T, N]."""
+    metric = (0.5 * j + 0.5 * f).mean(axis=1)
+    candidates = set(range(len(metric))) - used or set(range(len(metric)))
+    return int(next(index for index in metric.argsort() if index in candidates))
+
+
+def play_protocol(
+    predict: Callable[[dict], np.ndarray], truth: np.ndarray, first: dict, rounds: int, sequence: str = ""
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Plays `rounds` interactions of the DAVIS protocol on one video in process, as DavisInteractiveSession
+    plays them without a time limit: `first` (DAVIS scribble JSON, the video's Scribbles/<seq>/001.json)
+    is the first interaction; after each, the prediction is scored and the robot corrects the frame the
+    service would choose. predict(scribbles of this interaction) -> object ids [T, H, W] at the size of
+    `truth` (object ids [T, H, W]). Returns (J, F) per interaction, each [T frames, N objects]."""
+    num_objects = int(truth.max())
+    scribbles, used, results = first, set(), []
+    for index in range(rounds):
+        prediction = predict(scribbles)
+        j, f = protocol_scores(truth, prediction, num_objects)
+        results.append((j, f))
+        if index + 1 < rounds:
+            frame = next_frame(j, f, used)
+            used.add(frame)
+            scribbles = robot_scribbles(truth, prediction, frame, num_objects, sequence)
+    return results
+
+
+def interaction_auc(scores: Sequence[float]) -> float:
+    """Area under J&F against the number of interactions, from (0, 0) through each interaction, divided by
+    the number of interactions: the service's AUC when every interaction takes the same time and there is
+    no time limit (its curve starts at 0 and ends at the last interaction)."""
+    curve = np.concatenate([[0.0], np.asarray(scores, dtype=np.float64)])
+    return float(((curve[1:] + curve[:-1]) / 2).sum() / len(scores))

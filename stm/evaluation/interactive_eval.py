@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from stm.data.io import read_frame
+from stm.data.io import atomic_write, read_frame
 from stm.data.scribbles import davis_json_maps, scribbled_frames
 from stm.errors import StmError
 from stm.evaluation.davis_robot import METRICS, interaction_seconds, per_sequence_table, plan_tables, run_session
@@ -24,6 +23,7 @@ from stm.inference.interactive import InteractiveSession
 from stm.inference.working_size import describe_size, parse_size, resize, resolve_size, working_shape
 from stm.model.checkpoint import load_model, recorded_size, recorded_thickness
 from stm.model.stm import STM
+from stm.progress import progress
 
 log = logging.getLogger("stm")
 
@@ -90,11 +90,19 @@ class Predictor:
     def __call__(self, sequence: str, scribbles: dict, new_sequence: bool, objects: int) -> np.ndarray:
         if new_sequence or self.session is None:
             self.start(sequence, objects)
-        height, width = self.session.size
-        for frame in scribbled_frames(scribbles):
-            maps = davis_json_maps(scribbles, frame, objects, height, width, self.thickness)
-            self.labels = self.session.interact(frame, torch.from_numpy(maps)).numpy()
+        self.labels = answer_scribbles(self.session, scribbles, self.thickness, self.labels)
         return self.labels
+
+
+def answer_scribbles(session: InteractiveSession, scribbles: dict, thickness: int, labels: np.ndarray) -> np.ndarray:
+    """One interaction from DAVIS scribble JSON: the strokes of each scribbled frame, rasterised at the
+    session's working size with `thickness`-pixel lines, go to the session. Returns the new labels
+    (at the session's output size), or `labels` when the JSON holds no stroke."""
+    height, width = session.size
+    for frame in scribbled_frames(scribbles):
+        maps = davis_json_maps(scribbles, frame, session.num_objects, height, width, thickness)
+        labels = session.interact(frame, torch.from_numpy(maps)).numpy()
+    return labels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     size = resolve_size(args.size, trained_size)
     log.info("working size: %s%s", describe_size(size), " (the checkpoint's)" if args.size is None else "")
     predictor = Predictor(model, root, size, args.batch, args.thickness or trained_thickness)
-    bar = tqdm(desc="sequences", unit="seq", total=len(plan[0]))
+    bar = progress(desc="sequences", unit="seq", total=len(plan[0]))
     started: list[str] = []
 
     def on_sequence(name: str) -> None:  # called per sample; DAVIS has several samples per sequence
@@ -128,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     bar.update(1)
     bar.close()
     table = per_sequence_table(report)
-    table.to_csv(output / "per_sequence.csv", index=False, float_format="%.4f")
+    atomic_write(output / "per_sequence.csv", lambda tmp: table.to_csv(tmp, index=False, float_format="%.4f"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     seconds = interaction_seconds(report).mean()
     at = summary["metric_at_threshold"]

@@ -39,6 +39,16 @@ def jaccard(pred: np.ndarray, gt: np.ndarray) -> float:
     return 1.0 if union == 0 else np.count_nonzero(pred & gt) / union
 
 
+def mean_jaccard(prediction: np.ndarray, truth: np.ndarray, num_objects: int) -> np.ndarray:
+    """J of objects 1..N averaged over the objects, per frame: id maps [..., H, W] -> [...]."""
+    prediction, truth = np.asarray(prediction), np.asarray(truth)
+    scores = np.empty(truth.shape[:-2])
+    for index in np.ndindex(scores.shape):
+        pred, gt = prediction[index], truth[index]
+        scores[index] = np.mean([jaccard(pred == k, gt == k) for k in range(1, num_objects + 1)])
+    return scores
+
+
 def boundary_map(mask: np.ndarray) -> np.ndarray:
     """One-pixel boundary of a boolean mask: pixels that differ from their right, lower or lower-right
     neighbour (the Berkeley seg2bmap convention DAVIS uses)."""

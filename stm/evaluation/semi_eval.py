@@ -22,9 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
-from stm.data.io import check_mask_size, davis_sequence, davis_sequence_names, read_frame, read_mask
+from stm.data.io import (
+    check_mask_size,
+    davis_sequence,
+    davis_sequence_names,
+    read_frame,
+    read_mask,
+    without_void,
+)
 from stm.data.youtube import youtube_video, youtube_video_names
 from stm.errors import StmError
 from stm.evaluation.metrics import ObjectResult, sequence_scores, write_results
@@ -33,6 +39,7 @@ from stm.inference.semi import SemiSupervisedSession
 from stm.inference.working_size import describe_size, resolve_size
 from stm.model import STM
 from stm.model.checkpoint import load_model, recorded_size
+from stm.progress import progress
 
 log = logging.getLogger("stm")
 
@@ -153,7 +160,7 @@ def _given_labels(job: Job, index: int, frame: np.ndarray) -> np.ndarray:
     path = job.given[index]
     labels = read_mask(path)
     check_mask_size(path, labels, job.frames[index], frame)
-    labels = np.where(labels == 255, 0, labels)  # void
+    labels = without_void(labels)
     return (labels > 0).astype(np.uint8) if job.single_object else labels
 
 
@@ -168,7 +175,7 @@ def run_job(job: Job, model: torch.nn.Module, opts: EvalOptions, position: int =
     first_size = None
     with ThreadPoolExecutor(2) as readers, ThreadPoolExecutor(2) as writers:
         frames = _prefetch(job.frames, readers)
-        bar = tqdm(frames, total=len(job.frames), desc=job.name, unit="frame", leave=False, position=position)
+        bar = progress(frames, total=len(job.frames), desc=job.name, unit="frame", leave=False, position=position)
         for index, frame in enumerate(bar):
             if first_size is None:
                 first_size = frame.shape
@@ -195,9 +202,8 @@ def run_job(job: Job, model: torch.nn.Module, opts: EvalOptions, position: int =
 def score_jobs(jobs: list[Job]) -> list[ObjectResult]:
     """J and F of every object of every sequence, read back from the written files."""
     results = []
-    for job in tqdm(jobs, desc="J&F", unit="seq", leave=False):
-        truth = [read_mask(p) for p in job.ground_truth]
-        truth = [np.where(t == 255, 0, t) for t in truth]
+    for job in progress(jobs, desc="J&F", unit="seq", leave=False):
+        truth = [without_void(read_mask(p)) for p in job.ground_truth]
         if job.single_object:
             truth = [(t > 0).astype(np.uint8) for t in truth]
         predictions = [read_mask(job.outputs[i]) for i in range(len(job.frames))]

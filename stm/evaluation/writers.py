@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stm.data.io import DAVIS_PALETTE, atomic_write, write_mask
+from stm.data.io import DAVIS_PALETTE, atomic_write, commit, partial_path, write_mask
 
 _COLOURS = np.frombuffer(DAVIS_PALETTE, dtype=np.uint8).reshape(256, 3)
 
@@ -48,29 +48,31 @@ def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5, palette: 
 
 
 class OverlayVideo:
-    """An mp4 (OpenCV, mp4v) written to a temporary name and renamed onto `path` by close()."""
+    """An mp4 (OpenCV, mp4v) streamed into a temporary file and committed onto `path` by close(),
+    as stm.data.io.atomic_write commits (fsync, rename)."""
 
     def __init__(self, path: str | os.PathLike, fps: float = 24.0, palette: np.ndarray | None = None):
         self.path = Path(path)
         self.fps = fps
         self.palette = palette
-        self._temporary = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self._temporary: Path | None = None
         self._writer: cv2.VideoWriter | None = None
 
     def add(self, frame: np.ndarray, labels: np.ndarray) -> None:
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._temporary = partial_path(self.path)
             height, width = frame.shape[:2]
             fourcc = cv2.VideoWriter_fourcc(*"mp4v")
             self._writer = cv2.VideoWriter(str(self._temporary), fourcc, self.fps, (width, height))
             if not self._writer.isOpened():
+                self._temporary.unlink(missing_ok=True)
                 raise OSError(f"{self.path}: OpenCV cannot write mp4 here")
         self._writer.write(cv2.cvtColor(overlay(frame, labels, palette=self.palette), cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.release()
-            os.replace(self._temporary, self.path)
+            commit(self._temporary, self.path)
             self._writer = None
 
 

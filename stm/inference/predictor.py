@@ -24,7 +24,6 @@ frame either fully updated or untouched.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import zlib
@@ -37,17 +36,16 @@ import torch
 from torch import Tensor, nn
 
 from stm.data.frames import Frames, open_frames
-from stm.data.io import write_mask
+from stm.data.io import VOID, without_void, write_mask
 from stm.errors import StmError
 from stm.inference.scribble_video import ScribbleVideo
-from stm.inference.semi import SemiSupervisedSession, autocast_dtype
+from stm.inference.semi import SemiSupervisedSession
 from stm.inference.working_size import describe_size, resolve_size
 from stm.model.checkpoint import load_model, recorded_size, recorded_thickness
 from stm.model.stm import STM
+from stm.precision import autocast, autocast_dtype
 
 log = logging.getLogger("stm")
-
-VOID = 255  # DAVIS's "ignore" label: never an object
 
 
 @dataclass
@@ -154,8 +152,7 @@ class VideoPredictor:
         return Video(self, open_frames(source))
 
     def autocast(self):
-        dtype = autocast_dtype(self.device, self.amp)
-        return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self.device, autocast_dtype(self.device, self.amp))
 
 
 class Video:
@@ -320,7 +317,7 @@ class Video:
             raise StmError(f"mask must hold integer object ids, not {labels.dtype}")
         if labels.size and (labels.min() < 0 or labels.max() > VOID):
             raise StmError(f"mask holds ids outside 0..255 ({labels.min()}..{labels.max()})")
-        labels = np.where(labels == VOID, 0, labels).astype(np.uint8)
+        labels = without_void(labels).astype(np.uint8)
         if not labels.any():
             raise StmError("mask has no object (every pixel is background or void)")
         return labels

@@ -1,9 +1,10 @@
 """The interactive side of a predictor's video: scribbles on any frame, every frame re-segmented.
 
 Built on InteractiveSession (the seed paper's interactive mode: memory = the interacted frames with
-their current mask and their scribbles). The session needs the whole video at the working size and
-a fixed number of objects; the interactions are kept (as working-size stroke maps), so a new object
-or a removed one rebuilds the session and replays them in order.
+their current mask and their scribbles). The session reads the video lazily at the working size (its
+cache keeps the query encodings it can afford) and has a fixed number of objects; the interactions are
+kept (as working-size stroke maps), so a new object or a removed one rebuilds the session and replays
+them in order.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ class ScribbleVideo:
         self.interactions: list[tuple[int, int, np.ndarray, np.ndarray]] = []  # frame, id, positive, negative
         self.ids: list[int] = []  # object ids; channel c holds ids[c - 1]
         self._session: InteractiveSession | None = None
-        self._video: torch.Tensor | None = None
 
     def frames_interacted(self) -> list[int]:
         return sorted({frame for frame, *_ in self.interactions})
@@ -58,7 +58,8 @@ class ScribbleVideo:
                 self.store.clear(index)
             return
         self._session = InteractiveSession(
-            self.predictor.model, self._working_video(), len(self.ids), output_size=tuple(self.frames.size)
+            self.predictor.model, WorkingFrames(self.frames, self.shape), len(self.ids),
+            output_size=tuple(self.frames.size),
         )
         for interaction in self.interactions:
             self._interact(interaction)
@@ -86,10 +87,15 @@ class ScribbleVideo:
             x = F.max_pool2d(x.float(), width, stride=1, padding=width // 2) > 0
         return x[0, 0].numpy()
 
-    def _working_video(self) -> torch.Tensor:
-        """[T, 3, h, w] RGB in [0, 1] at the working size, read once per video."""
-        if self._video is None:
-            self._video = torch.cat(
-                [resize(frame_tensor(self.frames[i], torch.device("cpu")), self.shape) for i in range(len(self.frames))]
-            )
-        return self._video
+
+class WorkingFrames:
+    """The video's frames as [3, h, w] RGB in [0, 1] at the working size, read when asked for."""
+
+    def __init__(self, frames: Frames, shape: tuple[int, int]):
+        self.frames, self.shape = frames, shape
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return resize(frame_tensor(self.frames[index], torch.device("cpu")), self.shape)[0]

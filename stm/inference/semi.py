@@ -25,7 +25,6 @@ the memory, protected, without segmenting it.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -35,7 +34,7 @@ from torch import Tensor, nn
 
 from stm.inference.memory_bank import MemoryBank
 from stm.inference.working_size import resize, working_shape
-from stm.model.aggregation import aggregate
+from stm.precision import autocast, autocast_dtype
 
 
 @dataclass
@@ -61,18 +60,6 @@ def frame_tensor(frame: np.ndarray | Tensor, device: torch.device, channels_last
         x = x[None] if x.dim() == 3 else x
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     return x.contiguous(memory_format=memory_format)
-
-
-def autocast_dtype(device: torch.device, amp: bool | str) -> torch.dtype | None:
-    """amp=False: none; True: bf16 on the CPU, fp16 on CUDA; or a name "bf16" / "fp16"."""
-    if not amp:
-        return None
-    if amp is True:
-        return torch.float16 if device.type == "cuda" else torch.bfloat16
-    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
-    if amp not in names:
-        raise ValueError(f"unknown amp precision {amp!r}; choose bf16 or fp16")
-    return names[amp]
 
 
 class SemiSupervisedSession:
@@ -108,18 +95,13 @@ class SemiSupervisedSession:
         self._start: int | None = None  # first frame with objects; the keep schedule counts from it
         self._pending: tuple[int, Tensor, Tensor, bool, bool] | None = None  # frame to memorise next step
 
-    def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
     def step(
         self, frame: np.ndarray | Tensor, labels: np.ndarray | None = None, ids: list[int] | None = None
     ) -> FrameResult:
         """Segments the next frame. labels: [H, W] ids given for this frame (0 = none given), or None;
         ids: the objects those labels speak for (default: the ids in them; a listed id absent from
         `labels` is absent from this frame)."""
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self.device, self.amp_dtype):
             x, size = self._network_input(frame)
             self._memorise_pending()
             probs = self._segment(x) if self.ids else None  # working size
@@ -144,7 +126,7 @@ class SemiSupervisedSession:
         counting it as a step (its slot is numbered -1). labels and ids as in `step`."""
         if not np.any(labels):
             raise ValueError("remember needs labels with at least one object")
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self.device, self.amp_dtype):
             x, size = self._network_input(frame)
             masks = resize(self._apply_given(None, labels, size, ids), x.shape[-2:])[:, 1:]
             key, value = self.model.encode_memory(x, masks, objects_per_pass=self.objects_per_pass)
@@ -170,11 +152,10 @@ class SemiSupervisedSession:
 
     def _segment(self, x: Tensor) -> Tensor:
         """[1, 1 + K, H, W] aggregated probabilities in channel order."""
-        query = self.model.encode_query(x)
         groups = self.bank.groups()
-        readout = torch.cat([self.model.read(query, g.key, g.value) for g in groups], dim=1)
-        fg_logits = self.model.decode(query, readout, objects_per_pass=self.objects_per_pass)
-        return aggregate(fg_logits).softmax(dim=1)
+        keys, values = [g.key for g in groups], [g.value for g in groups]
+        query = self.model.encode_query(x)
+        return self.model.segment(query, keys, values, objects_per_pass=self.objects_per_pass).probs
 
     def _apply_given(
         self, probs: Tensor | None, labels: np.ndarray, size: tuple[int, int], ids: list[int] | None = None

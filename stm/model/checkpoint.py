@@ -1,8 +1,8 @@
 """Weights on disk: our checkpoints, the official STM_weights.pth, and ImageNet ResNet weights.
 
 Our checkpoint is one file: {"format_version", "model", "optimizer", "step", "config", "size", ...},
-written atomically (temporary file in the same folder, fsync, rename), so a crash at any moment leaves
-either the old file or the new one, never a broken one.
+written atomically (stm.data.io.atomic_write: temporary file in the same folder, fsync, rename), so a
+crash at any moment leaves either the old file or the new one, never a broken one.
 
 The official release is a DataParallel state dict (keys prefixed "module.") with the module names
 of the authors' model.py; `convert_official_state_dict` maps every key onto ours and refuses keys
@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from stm.config import InteractiveConfig
+from stm.data.io import atomic_write
 from stm.errors import StmError
 from stm.model.backbone import IMAGENET_MEAN, IMAGENET_STD
 from stm.model.stm import STM
@@ -96,22 +96,6 @@ def convert_official_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return converted
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file beside `path`, fsync, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -132,7 +116,7 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         **extra,
     }
-    atomic_save(checkpoint, path)
+    atomic_write(path, lambda temporary: torch.save(checkpoint, temporary))
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -176,6 +160,46 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
     Returns the whole checkpoint (for optimizer state, step, config). Mismatches raise StmError."""
     checkpoint = read_checkpoint(path)
     _load_state(model, *model_state(checkpoint, path), path)
+    return checkpoint
+
+
+SCRIBBLE_STEM = "memory_encoder.trunk.extra_stem.weight"
+
+
+def semi_to_interactive(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Semi-supervised weights (our layout) as an interactive model's: every layer as it is, except the
+    memory encoder's extra input stem. Its mask channel is kept; the other-objects channel is dropped;
+    the positive and negative scribble channels are new and start at zero, so the model first behaves
+    as the semi-supervised one given the object's mask alone."""
+    stem = state[SCRIBBLE_STEM]
+    scribbles = torch.zeros(stem.shape[0], 2, *stem.shape[2:], dtype=stem.dtype)
+    return {**state, SCRIBBLE_STEM: torch.cat([stem[:, :1], scribbles], dim=1)}
+
+
+def load_initial_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
+    """model.init_weights: like load_weights, and an interactive model also starts from semi-supervised
+    weights (ours or the official STM_weights.pth), saying in one line what was copied and what is new.
+    A missing file names the config that writes it when one exists (configs/<run>.yaml)."""
+    path = Path(path)
+    if not path.is_file():
+        writer = Path("configs") / f"{path.parent.name}.yaml"
+        known = path.name == "latest.pth" and writer.is_file()
+        hint = f"; train it first: python train.py --config {writer}" if known else ""
+        raise StmError(f"{path}: model.init_weights does not exist{hint}")
+    checkpoint = read_checkpoint(path)
+    state, mode = model_state(checkpoint, path)
+    mode = mode or _mode_of_state(state)
+    if mode == "semi" and model.mode == "interactive" and SCRIBBLE_STEM in state:
+        _load_state(model, semi_to_interactive(state), "interactive", path)
+        log.info(
+            "init_weights %s: semi-supervised weights in the interactive model: copied %d tensors (both encoders, "
+            "key/value heads, decoder; the memory encoder's mask input channel); new, zero-initialised: its "
+            "positive and negative scribble input channels (%s[:, 1:3]); dropped: its other-objects channel",
+            path, len(state), SCRIBBLE_STEM,
+        )
+    else:
+        _load_state(model, state, mode, path)
+        log.info("init_weights %s: all %d tensors copied", path, len(state))
     return checkpoint
 
 

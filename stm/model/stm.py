@@ -136,9 +136,20 @@ class STM(nn.Module):
         return unpad(fg_logits, query.pad)
 
     def segment(
-        self, query: QueryFeatures, memory_key: Tensor, memory_value: Tensor, valid: Tensor | None = None
+        self,
+        query: QueryFeatures,
+        memory_key: Tensor | list[Tensor],
+        memory_value: Tensor | list[Tensor],
+        valid: Tensor | None = None,
+        objects_per_pass: int = 0,
     ) -> Segmentation:
-        """Read, decode and aggregate. valid: optional [B, N] bool of real (not padding) objects; only
-        those are decoded."""
-        fg_logits = self.decode(query, self.read(query, memory_key, memory_value), valid=valid)
+        """Read, decode and aggregate. memory_key / memory_value: [B, N, L, C] tokens, or one such pair
+        per group of objects when the groups read memories of different lengths (objects that joined a
+        video later read only the frames since); the groups' objects follow each other in order.
+        valid: optional [B, N] bool of real (not padding) objects, the only ones decoded;
+        objects_per_pass: see Decoder."""
+        keys = memory_key if isinstance(memory_key, list) else [memory_key]
+        values = memory_value if isinstance(memory_value, list) else [memory_value]
+        readout = torch.cat([self.read(query, k, v) for k, v in zip(keys, values, strict=True)], dim=1)
+        fg_logits = self.decode(query, readout, objects_per_pass, valid)
         return Segmentation(fg_logits, aggregate(fg_logits, valid))

@@ -1,64 +1,46 @@
 """Interactive training: simulated rounds of scribbles on a clip (train.step: interactive).
 
-Each clip of T frames plays min(T, rounds) rounds (3 by default, as validation plays) of the interactive
-protocol, as the DAVIS robot plays them:
+Each clip of T frames plays min(T, interactive.train_rounds) rounds of the interactive protocol, as the
+DAVIS robot plays them:
 
 - round 1: scribbles from the ground truth on an empty mask, on a random frame (one stroke inside
-  each object, one on the background);
-- round r > 1: scribbles on the errors of the model's own prediction of round r - 1 (positive on
-  missed foreground, negative on false positives), on the worst frame not scribbled yet;
+  each object, one on the background: a random walk on the region's skeleton);
+- round r > 1: the DAVIS robot's own correction (`stm.evaluation.davis_robot.robot_scribbles`, the
+  installed davisinteractive code) of the model's prediction of round r - 1, on the frame the DAVIS
+  evaluation service would choose (worst J&F) among those not scribbled yet. Strokes carry the id
+  really there: positive for that object, negative for every other one (background strokes are
+  negative for all);
 - the memory holds the frames that received scribbles, each with the mask it had when scribbled
   (empty in round 1, the previous prediction later) and its scribble maps;
 - every round segments every frame (the scribbled ones included) from that memory; the loss is the
   mean over rounds and frames. Query encodings are computed once per clip and shared by the rounds.
 
 Clips longer than the rounds keep frames that are never scribbled, so the network also learns to carry
-corrections to frames outside its memory, as it must on a whole video; with T = rounds every frame is
-in memory by the last round.
+corrections to frames outside its memory, as it must on a whole video. (The service may send the robot
+back to the first round's frame; training never scribbles a frame twice, so every round adds one memory
+frame.)
 
 The predictions that steer the next round's scribbles are detached: the network learns to correct
-a given mistake, not to make mistakes that are easy to scribble on.
-
-`make_interactive_validator` scores the same protocol on held-out videos with the DAVIS J&F over all
-frames, per round (`simulate_session`), so a run shows whether later rounds improve on round 1.
+a given mistake, not to make mistakes that are easy to scribble on. The robot runs on the CPU for each
+clip and round after the first (docs/results.md, "Interactive training that matches the test", has its cost per step).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
+import time
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from stm.config import InteractiveConfig
 from stm.data.clips import ClipBatch
-from stm.data.interactive_root import scribble_frame
-from stm.data.scribbles import correction_maps, first_round_maps
-from stm.evaluation.metrics import frame_scores
-from stm.inference.interactive import InteractiveSession
-from stm.model.stm import STM, QueryFeatures
+from stm.data.scribbles import davis_json_maps, first_round_maps
+from stm.evaluation.davis_robot import next_frame, protocol_scores, robot_scribbles
+from stm.evaluation.metrics import mean_jaccard
+from stm.model.stm import STM
 from stm.train.losses import SegmentationLoss
 from stm.train.steps import StepOutput, register_step
-
-log = logging.getLogger("stm")
-
-
-def repeat_query(query: QueryFeatures, index: Tensor) -> QueryFeatures:
-    """The query features of the frames at `index` (dim 0)."""
-    return QueryFeatures(query.key[index], query.value[index], query.r3[index], query.r2[index], query.pad)
-
-
-def frame_iou(prediction: Tensor, labels: Tensor, objects: int) -> Tensor:
-    """Mean IoU over the N object slots of each frame: prediction, labels [..., H, W] -> [...]."""
-    scores = []
-    for k in range(1, objects + 1):
-        pred, true = prediction == k, labels == k
-        union = (pred | true).flatten(-2).sum(-1)
-        inter = (pred & true).flatten(-2).sum(-1)
-        scores.append(torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union, dtype=torch.float)))
-    return torch.stack(scores).mean(0)
 
 
 class InteractiveClipStep(nn.Module):
@@ -69,17 +51,17 @@ class InteractiveClipStep(nn.Module):
         model: STM,
         loss: SegmentationLoss,
         thickness: int = InteractiveConfig.scribble_thickness,
-        rounds: int = InteractiveConfig.rounds,
+        rounds: int = InteractiveConfig.train_rounds,
     ):
         super().__init__()
         if model.mode != "interactive":
             raise ValueError("train.step interactive needs model.mode: interactive")
         self.model, self.loss, self.thickness, self.rounds = model, loss, thickness, rounds
         self.round_iou: list[float] = []  # mean IoU of each round's prediction, last step (for logs and tests)
+        self.robot_seconds = 0.0  # time spent choosing frames and drawing the robot's strokes, all steps
 
     def forward(self, batch: ClipBatch, step: int) -> StepOutput:
         batch_size, length = batch.frames.shape[:2]
-        objects = batch.objects
         device = batch.frames.device
         rng = np.random.default_rng([step, int(batch.labels.sum().item()) % 2**31])
         labels = batch.labels.cpu().numpy()
@@ -88,17 +70,11 @@ class InteractiveClipStep(nn.Module):
         valid = batch.valid[every]
         targets = batch.labels.flatten(0, 1)
         prediction = np.zeros_like(labels, dtype=np.uint8)
-        scribbled = np.zeros((batch_size, length), dtype=bool)
+        scribbled: list[set[int]] = [set() for _ in range(batch_size)]
         keys, values, losses, self.round_iou = [], [], [], []
         for round_index in range(min(self.rounds, length)):
-            chosen = self._pick_frames(round_index, batch.labels, prediction, scribbled, objects, rng)
-            maps = np.stack([
-                first_round_maps(labels[b, f], objects, rng, self.thickness) if round_index == 0
-                else correction_maps(prediction[b, f], labels[b, f], objects, rng, self.thickness)
-                for b, f in enumerate(chosen)
-            ])
-            scribbled[np.arange(batch_size), chosen] = True
-            ids = np.arange(1, objects + 1).reshape(1, -1, 1, 1)
+            chosen, maps = self._scribbles(round_index, labels, prediction, scribbled, batch.objects, rng)
+            ids = np.arange(1, batch.objects + 1).reshape(1, -1, 1, 1)
             masks = prediction[np.arange(batch_size), chosen][:, None] == ids
             images = batch.frames[torch.arange(batch_size, device=device), torch.as_tensor(chosen, device=device)]
             key, value = self.model.encode_memory(
@@ -112,86 +88,35 @@ class InteractiveClipStep(nn.Module):
             seg = self.model.segment(query, torch.cat(keys, 2)[every], torch.cat(values, 2)[every], valid)
             losses.append(self.loss(seg.logits, targets, step))
             probs = seg.probs.detach().unflatten(0, (batch_size, length))
-            predicted = probs.argmax(2)
-            self.round_iou.append(float(frame_iou(predicted, batch.labels, objects).mean()))
-            prediction = predicted.to(torch.uint8).cpu().numpy()
+            prediction = probs.argmax(2).to(torch.uint8).cpu().numpy()
+            self.round_iou.append(float(mean_jaccard(prediction, labels, batch.objects).mean()))
         return StepOutput(torch.stack(losses).mean(), probs[:, 1:])
 
-    @staticmethod
-    def _pick_frames(round_index, labels, prediction, scribbled, objects, rng) -> list[int]:
-        """Round 1: a random frame per clip; later: the worst (lowest IoU) frame not scribbled yet."""
-        batch_size, length = scribbled.shape
-        if round_index == 0:
-            return [int(rng.integers(length)) for _ in range(batch_size)]
-        iou = frame_iou(torch.from_numpy(prediction).long(), labels.cpu(), objects).numpy()
-        iou = np.where(scribbled, np.inf, iou)
-        return [int(row.argmin()) for row in iou]
+    def _scribbles(
+        self, round_index: int, labels: np.ndarray, prediction: np.ndarray, scribbled: list[set[int]],
+        objects: int, rng: np.random.Generator,
+    ) -> tuple[list[int], np.ndarray]:
+        """The frame each clip scribbles in this round and its maps bool [B, N, 2, H, W]: round 1 on a
+        random frame from the ground truth, later rounds the robot's correction of the worst frame."""
+        chosen, maps = [], []
+        for clip, truth in enumerate(labels):
+            if round_index == 0:
+                frame = int(rng.integers(len(truth)))
+                maps.append(first_round_maps(truth[frame], objects, rng, self.thickness))
+            else:
+                start = time.perf_counter()
+                frame = next_frame(*protocol_scores(truth, prediction[clip], objects), scribbled[clip])
+                correction = robot_scribbles(truth, prediction[clip], frame, objects)
+                maps.append(davis_json_maps(correction, frame, objects, *truth.shape[1:], self.thickness))
+                self.robot_seconds += time.perf_counter() - start
+            scribbled[clip].add(frame)
+            chosen.append(frame)
+        return chosen, np.stack(maps)
 
 
 register_step(
     "interactive",
     lambda model, loss, config: InteractiveClipStep(
-        model, loss, config.interactive.scribble_thickness, config.interactive.rounds
+        model, loss, config.interactive.scribble_thickness, config.interactive.train_rounds
     ),
 )
-
-
-def simulate_session(
-    model: STM, frames: list[np.ndarray], labels: list[np.ndarray], rounds: int, rng: np.random.Generator,
-    thickness: int = InteractiveConfig.scribble_thickness,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Plays `rounds` interactions on one video as the DAVIS robot would, with synthesised scribbles:
-    round 1 on the frame where every object is best visible, later rounds on the worst frame (J&F)
-    not scribbled yet. Returns per round (J, F), each [K objects, T frames], over all frames."""
-    truth = np.stack(labels)
-    objects = int(truth.max())
-    ids = list(range(1, objects + 1))
-    device = next(model.parameters()).device
-    video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255).to(device)
-    session = InteractiveSession(model, video, objects)
-    prediction = np.zeros_like(truth)
-    used: set[int] = set()
-    results = []
-    for round_index in range(rounds):
-        if round_index == 0:
-            frame = scribble_frame(truth, objects)
-            maps = first_round_maps(truth[frame], objects, rng, thickness)
-        else:
-            j, f = results[-1]
-            worst = ((j + f) / 2).mean(0)
-            worst[list(used)] = np.inf
-            frame = int(worst.argmin())
-            maps = correction_maps(prediction[frame], truth[frame], objects, rng, thickness)
-        used.add(frame)
-        prediction = session.interact(frame, torch.from_numpy(maps)).numpy()
-        j, f = zip(*(frame_scores(truth[t], prediction[t], ids) for t in range(len(truth))), strict=True)
-        results.append((np.stack(j, axis=1), np.stack(f, axis=1)))
-    return results
-
-
-def make_interactive_validator(
-    videos_loader: Callable[[], list],
-    rounds: int = InteractiveConfig.rounds,
-    thickness: int = InteractiveConfig.scribble_thickness,
-) -> Callable[[STM, int], dict]:
-    """validate(model, step) for the trainer: J&F after the last round (keys J&F, J, F), and J&F after
-    every round (J&F@1, J&F@2, ...) averaged over the objects of the held-out videos; strokes of
-    `thickness` pixels, as the step trains with."""
-    cache: list = []
-
-    def validate(model: STM, step: int) -> dict[str, float]:
-        if not cache:
-            cache.extend(videos_loader())
-        per_round: list[list[tuple[float, float]]] = [[] for _ in range(rounds)]
-        for index, (_name, frames, labels) in enumerate(cache):
-            results = simulate_session(model, frames, labels, rounds, np.random.default_rng(index), thickness)
-            for r, (j, f) in enumerate(results):
-                per_round[r] += list(zip(j.mean(1), f.mean(1), strict=True))
-        scores = {f"J&F@{r + 1}": float(np.mean([(j + f) / 2 for j, f in pairs])) for r, pairs in enumerate(per_round)}
-        last = per_round[-1]
-        j_mean, f_mean = float(np.mean([j for j, _ in last])), float(np.mean([f for _, f in last]))
-        log.info("step %d: interactive J&F per round %s", step, ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
-        return {"J&F": (j_mean + f_mean) / 2, "J": j_mean, "F": f_mean, **scores}
-
-    return validate
-

@@ -7,10 +7,12 @@ network first learns the easy bulk of the image and then concentrates on boundar
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stm.config import LossConfig
+from stm.data.io import VOID
 
 
 def hard_fraction(config: LossConfig, step: int) -> float:
@@ -24,13 +26,16 @@ def hard_fraction(config: LossConfig, step: int) -> float:
 
 
 def bootstrapped_ce(logits: Tensor, labels: Tensor, fraction: float) -> Tensor:
-    """Mean CE over the `fraction` of pixels with the largest loss, per image. logits [B, C, H, W],
-    labels long [B, H, W]."""
-    pixels = F.cross_entropy(logits, labels, reduction="none").flatten(1)
+    """Mean CE over the `fraction` of each image's pixels with the largest loss. logits [B, C, H, W],
+    labels long [B, H, W]; void pixels (255) count for nothing, neither in the loss nor in the fraction."""
+    pixels = F.cross_entropy(logits, labels, ignore_index=VOID, reduction="none").flatten(1)
+    real = (labels != VOID).flatten(1)
     if fraction >= 1.0:
-        return pixels.mean()
-    count = max(1, int(pixels.shape[1] * fraction))
-    return pixels.topk(count, dim=1, sorted=False).values.mean()
+        return pixels.sum() / real.sum().clamp(min=1)
+    counts = (real.sum(1) * fraction).long().clamp(min=1).minimum(real.sum(1))  # per image
+    hardest = pixels.masked_fill(~real, -1).topk(int(counts.max().clamp(min=1)), dim=1).values
+    chosen = torch.arange(hardest.shape[1], device=hardest.device) < counts[:, None]
+    return (hardest * chosen).sum() / chosen.sum().clamp(min=1)
 
 
 class SegmentationLoss(nn.Module):

@@ -35,5 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         line = f"step {trainer.step}, {minutes:.1f} min of training; checkpoint {trainer.folder.latest}"
         if result is not None:
             line = f"J&F {result['J&F']:.3f} (J {result['J']:.3f}, F {result['F']:.3f}) on held-out videos; " + line
+            if "AUC" in result:  # interactive: J&F after the robot's first and last interaction, and their AUC
+                last = max(int(key.removeprefix("J&F@")) for key in result if key.startswith("J&F@"))
+                rounds = f"J&F@1 {result['J&F@1']:.3f}, J&F@{last} {result[f'J&F@{last}']:.3f}"
+                line = f"{rounds}, AUC {result['AUC']:.3f} (robot rounds); " + line
         print(line, flush=True)
     return 0

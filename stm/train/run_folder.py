@@ -1,7 +1,7 @@
 """A run's folder: checkpoints/<config stem>/ with latest.pth, the last few step_<N>.pth, the
 resolved config, tensorboard logs and the validation curve.
 
-latest.pth is replaced atomically (stm.model.checkpoint.atomic_save: temporary file, fsync, rename),
+latest.pth is replaced atomically (stm.data.io.atomic_write: temporary file, fsync, rename),
 so a SIGKILL at any moment leaves the previous or the new checkpoint, never a broken one. Each
 step_<N>.pth is a hard link to the latest.pth it was written as (a copy where links do not work).
 """
@@ -17,10 +17,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
-from stm.data.io import atomic_write
-from stm.model.checkpoint import atomic_save, read_checkpoint
+from stm.data.io import PARTIAL_GLOB, atomic_write
+from stm.model.checkpoint import read_checkpoint
 
 CURVE_FIELDS = ("step", "train_minutes", "wall_minutes", "J&F", "J", "F")
 
@@ -40,7 +41,7 @@ class RunFolder:
 
     def remove_partial_files(self) -> None:
         """Temporary files a killed process left behind (the checkpoints themselves are whole)."""
-        for partial in self.root.glob(".*.tmp"):
+        for partial in self.root.glob(PARTIAL_GLOB):
             partial.unlink(missing_ok=True)
 
     def has_checkpoint(self) -> bool:
@@ -55,19 +56,19 @@ class RunFolder:
 
     def save(self, checkpoint: dict[str, Any], step: int) -> Path:
         """Writes latest.pth atomically, links it as step_<N>.pth and drops the oldest step files."""
-        atomic_save(checkpoint, self.latest)
-        numbered = self.root / f"step_{step:08d}.pth"
-        temporary = numbered.with_name(f".{numbered.name}.tmp")
-        temporary.unlink(missing_ok=True)
-        try:
-            os.link(self.latest, temporary)
-        except OSError:
-            shutil.copyfile(self.latest, temporary)
-        os.replace(temporary, numbered)
+        atomic_write(self.latest, lambda temporary: torch.save(checkpoint, temporary))
+        atomic_write(self.root / f"step_{step:08d}.pth", self._link_latest)
         files = self.step_files()
         for old in files[: max(len(files) - self.keep_last, 0)]:
             old.unlink(missing_ok=True)
         return self.latest
+
+    def _link_latest(self, temporary: str) -> None:
+        os.unlink(temporary)
+        try:
+            os.link(self.latest, temporary)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(self.latest, temporary)
 
     def step_files(self) -> list[Path]:
         return sorted(p for p in self.root.glob("step_*.pth") if re.fullmatch(r"step_\d+\.pth", p.name))

@@ -6,8 +6,10 @@ order continues where it stopped (ClipSampler draws step s's batch from the step
 stops at train.steps, after train.max_minutes, or on SIGTERM/SIGINT, and always saves first.
 
 Bad input does not lose work: an unreadable sample is skipped with a warning (abort past
-train.max_bad_samples), a non-finite loss skips its step (abort after train.max_nan_steps in a row,
-after saving the last good state).
+train.max_bad_samples), a non-finite loss or gradient skips its step (abort after train.max_nan_steps
+in a row), and every abort saves the last good state first. Under torchrun each of these decisions
+is taken from flags summed over the processes, so all of them skip, save or stop at the same step:
+one process alone would leave the others waiting in a collective, or be killed before saving.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import signal
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,20 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
-from stm.config import Config, to_dict
+from stm.config import Config, TrainConfig, to_dict
 from stm.data.clips import ClipBatch
 from stm.errors import StmError
-from stm.model.checkpoint import FORMAT_VERSION, load_imagenet_weights, load_weights, training_size
+from stm.model.checkpoint import (
+    FORMAT_VERSION,
+    load_imagenet_weights,
+    load_initial_weights,
+    load_weights,
+    training_size,
+)
 from stm.model.stm import STM
+from stm.precision import autocast, autocast_dtype
+from stm.progress import progress
 from stm.train.datasets import build_loader
 from stm.train.distributed import Distributed, init_distributed
 from stm.train.losses import SegmentationLoss, hard_fraction
@@ -56,17 +65,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for train.amp on this device (None: full precision)."""
-    if amp == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if amp == "fp16" and device.type != "cuda":
-        raise StmError("train.amp: fp16 needs CUDA; use bf16 on the CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
 def clip_step(name: str, model: STM, loss: SegmentationLoss, config: Config) -> nn.Module:
     """The registered clip step `name`; stm.train.<name>_step is imported first if it exists."""
     if name not in CLIP_STEPS:
@@ -77,6 +75,24 @@ def clip_step(name: str, model: STM, loss: SegmentationLoss, config: Config) -> 
     if name not in CLIP_STEPS:
         raise StmError(f"train.step: {name!r} is not one of {', '.join(sorted(CLIP_STEPS))}")
     return CLIP_STEPS[name](model, loss, config)
+
+
+def parameter_groups(model: nn.Module, train: TrainConfig) -> list[dict[str, Any]]:
+    """The trainable parameters in groups of equal learning rate: train.lr times the factor of the longest
+    train.lr_factors prefix a parameter's name starts with (1 without one). A prefix matching nothing is
+    an error, so a typo cannot silently train at the plain rate."""
+    groups: dict[float, list[nn.Parameter]] = {}
+    used = set()
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        prefix = max((p for p in train.lr_factors if name.startswith(p)), key=len, default=None)
+        used.add(prefix)
+        groups.setdefault(train.lr_factors.get(prefix, 1.0), []).append(parameter)
+    unused = sorted(set(train.lr_factors) - used)
+    if unused:
+        raise StmError(f"train.lr_factors: no trainable parameter is named {unused[0]}...")
+    return [{"params": params, "lr": train.lr * factor} for factor, params in groups.items()]
 
 
 def freeze_batchnorm(model: nn.Module) -> None:
@@ -138,7 +154,10 @@ class Trainer:
         self.dist: Distributed = init_distributed(self.device)
         if self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
-        self.amp = autocast_dtype(train.amp, self.device)
+        try:
+            self.amp = autocast_dtype(self.device, train.amp)
+        except StmError as exc:
+            raise StmError(f"train.amp: {exc}") from None
         self.folder = RunFolder(run_dir, config.run.keep_last)
         self.seed_everything(train.seed + self.dist.rank)
 
@@ -176,14 +195,13 @@ class Trainer:
             load_weights(self.model, self.folder.latest)
         else:
             if self.config.model.init_weights:
-                load_weights(self.model, self.config.model.init_weights)
-                log.info("initialised from %s", self.config.model.init_weights)
+                load_initial_weights(self.model, self.config.model.init_weights)
             else:
                 load_imagenet_weights(self.model, self.config.model.imagenet_weights)
         self.set_train_mode()
-        parameters = [p for p in self.model.parameters() if p.requires_grad]
         train = self.config.train
-        self.optimizer = torch.optim.Adam(parameters, lr=train.lr, weight_decay=train.weight_decay)
+        groups = parameter_groups(self.model, train)
+        self.optimizer = torch.optim.Adam(groups, lr=train.lr, weight_decay=train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(train, s))
         if checkpoint is not None:
             self.restore(checkpoint)
@@ -253,29 +271,35 @@ class Trainer:
 
     # ----- the loop -----
 
-    def autocast(self):
-        if self.amp is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp)
+    def autocast(self) -> AbstractContextManager:
+        return autocast(self.device, self.amp)
 
     def train_step(self, batch: ClipBatch) -> tuple[float, torch.Tensor | None, bool]:
-        """One optimizer step. Returns (mean loss over processes, predictions, whether it was applied)."""
+        """One optimizer step, applied only when the loss and the gradient are finite on every process.
+        Returns (mean loss over processes, predictions, whether it was applied)."""
         batch = batch.to(self.device)
         self.optimizer.zero_grad(set_to_none=True)
         with self.autocast():
             output = self.step_module(batch, self.step)
         self.scaler.scale(output.loss).backward()
-        step_loss = output.loss.detach().float()
-        total = self.dist.all_reduce_sum(torch.stack([step_loss, torch.ones_like(step_loss)]))
-        loss = float(total[0] / total[1])
-        finite = bool(np.isfinite(loss))
-        if self.config.train.grad_clip > 0 and finite:
+        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        if self.config.train.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
-            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
-            finite = bool(torch.isfinite(norm)) or self.scaler.is_enabled()
+            norm = nn.utils.clip_grad_norm_(parameters, self.config.train.grad_clip)
+        else:
+            norm = nn.utils.get_total_norm([p.grad for p in parameters])
+        # With fp16's gradient scaler an overflow is routine: the scaler skips that step and lowers its scale.
+        bad_gradient = torch.zeros(()) if self.scaler.is_enabled() else (~torch.isfinite(norm)).float()
+        step_loss = output.loss.detach().float()
+        flags = torch.stack([step_loss, torch.ones_like(step_loss), bad_gradient.to(step_loss.device)])
+        total = self.dist.all_reduce_sum(flags)
+        loss = float(total[0] / total[1])
+        finite = bool(np.isfinite(loss)) and float(total[2]) == 0
         if finite:
             self.scaler.step(self.optimizer)
             self.scaler.update()
+        elif self.config.train.grad_clip > 0:
+            self.scaler.update()  # ends the unscaled step (the scaler lowers its scale if it saw an overflow)
         with warnings.catch_warnings():  # a skipped step still counts: the schedule follows the step number
             warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
             self.scheduler.step()
@@ -302,14 +326,15 @@ class Trainer:
         deadline = started + 60 * config.train.max_minutes if config.train.max_minutes > 0 else None
         last_save = last_val = started
         nan_streak, window_loss, window_count, window_start = 0, 0.0, 0, started
-        bar = tqdm(total=config.train.steps, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True)
+        bar = progress(
+            total=config.train.steps, initial=self.step, desc="train", unit="step", disable=not self.dist.is_main,
+            dynamic_ncols=True,
+        )
         previous_seconds, validation_seconds = self.train_seconds, 0.0
         interrupted = False
         with StopSignal() as signals:
             for batch in loader:
-                self.report_bad(batch.bad)
-                if len(batch) == 0:
-                    raise StmError(f"train: no readable sample in the batch of step {self.step + 1}: {batch.bad[0]}")
+                self.check_batch(batch)
                 loss, probs, applied = self.train_step(batch)
                 self.step += 1
                 now = time.monotonic()
@@ -325,8 +350,8 @@ class Trainer:
                     if nan_streak >= config.train.max_nan_steps:
                         self.save()  # the weights are still those of the last good step
                         raise StmError(
-                            f"train: {nan_streak} non-finite losses in a row (train.max_nan_steps); the last good "
-                            f"weights are saved in {self.folder.latest}; try a lower train.lr"
+                            f"train: {nan_streak} non-finite losses or gradients in a row (train.max_nan_steps); "
+                            f"the last good weights are saved in {self.folder.latest}; try a lower train.lr"
                         )
                 if self.dist.is_main and window_count and self.step % run.log_every_steps == 0:
                     self.log_scalars(window_loss / window_count, window_count / max(now - window_start, 1e-9))
@@ -362,15 +387,28 @@ class Trainer:
         self.dist.close()
         return self.curve[-1] if self.curve else None
 
-    def report_bad(self, reasons: list[str]) -> None:
-        for reason in reasons:
+    def check_batch(self, batch: ClipBatch) -> None:
+        """Warns about the batch's unreadable samples and counts them over all processes; when the count
+        passes train.max_bad_samples or any process has no readable sample left, every process saves
+        and stops at this step."""
+        for reason in batch.bad:
             log.warning("skipped an unreadable sample: %s", reason)
-        self.bad_samples += len(reasons)
-        if self.bad_samples > self.config.train.max_bad_samples:
-            raise StmError(
-                f"train: {self.bad_samples} unreadable samples (more than train.max_bad_samples = "
-                f"{self.config.train.max_bad_samples}); last: {reasons[-1] if reasons else '?'}"
-            )
+        counts = torch.tensor([len(batch.bad), float(len(batch) == 0)], device=self.device)
+        bad, empty = self.dist.all_reduce_sum(counts).tolist()
+        self.bad_samples += int(bad)
+        limit = self.config.train.max_bad_samples
+        if not empty and self.bad_samples <= limit:
+            return
+        self.save()  # the weights are those of the last step
+        where = f" (on one of the {self.dist.world_size} processes)" if self.dist.enabled else ""
+        if empty:
+            reason = batch.bad[0] if len(batch) == 0 else "another process's samples"
+            raise StmError(f"train: no readable sample in the batch of step {self.step + 1}{where}: {reason}")
+        last = batch.bad[-1] if batch.bad else "another process's samples"
+        raise StmError(
+            f"train: {self.bad_samples} unreadable samples (more than train.max_bad_samples = {limit}){where}; "
+            f"last: {last}; the last good weights are saved in {self.folder.latest}"
+        )
 
     def log_scalars(self, loss: float, steps_per_second: float) -> None:
         self.writer.add_scalar("train/loss", loss, self.step)
@@ -413,11 +451,11 @@ class Trainer:
                 "step": self.step,
                 "train_minutes": round(self.train_seconds / 60, 3),
                 "wall_minutes": round((time.monotonic() - self.session_start) / 60, 3),
-                **{key: float(scores[key]) for key in ("J&F", "J", "F")},
+                **{key: float(value) for key, value in scores.items()},  # J&F, J, F, and e.g. J&F@1.., AUC
             }
             self.curve.append(point)
             self.folder.write_curve(self.curve)
-            for key in ("J&F", "J", "F"):
+            for key in scores:
                 self.writer.add_scalar(f"val/{key}", point[key], self.step)
             self.writer.add_scalar("val/J&F_vs_train_seconds", point["J&F"], int(self.train_seconds))
             log.info("step %d: validation J&F %.3f (J %.3f, F %.3f)", self.step, point["J&F"], point["J"], point["F"])

@@ -51,3 +51,14 @@ def test_pick_objects_and_renumber():
     chosen = pick_objects(np.random.default_rng(0), labels, max_objects=3, min_pixels=4)
     assert chosen == [4, 7]  # id 9 is too small
     assert set(np.unique(renumber(labels, chosen))) == {0, 1, 2}
+
+
+def test_void_is_never_an_object_and_stays_void_for_the_loss():
+    labels = np.full((10, 10), 255, dtype=np.uint8)  # mostly void: the largest "id" of all
+    labels[0:4, 0:4], labels[6:9, 6:9] = 3, 5
+    for seed in range(20):
+        chosen = pick_objects(np.random.default_rng(seed), labels, max_objects=3, min_pixels=4)
+        assert chosen == [3, 5]
+    renumbered = renumber(labels, [5])
+    assert renumbered[7, 7] == 1 and renumbered[1, 1] == 0  # not chosen: background
+    assert renumbered[5, 0] == 255  # void stays void (the loss ignores it)

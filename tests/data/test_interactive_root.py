@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stm.data.interactive_root import make_interactive_root, scribble_frame
+from stm.data.interactive_root import make_interactive_root
 from stm.data.io import read_mask, write_frame
-from stm.data.scribbles import davis_json_maps
+from stm.data.scribbles import davis_json_maps, scribble_frame
 from stm.errors import StmError
 
 

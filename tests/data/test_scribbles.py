@@ -4,7 +4,6 @@ import numpy as np
 from skimage.morphology import thin
 
 from stm.data.scribbles import (
-    correction_maps,
     davis_json_maps,
     first_round_maps,
     largest_component,
@@ -55,21 +54,6 @@ def test_thick_scribbles_stay_inside_the_region():
     scribble = scribble_map(region, np.random.default_rng(1), thickness=5)
     assert scribble.sum() > scribble_map(region, np.random.default_rng(1)).sum()
     assert not (scribble & ~region).any()
-
-
-def test_corrections_are_positive_on_misses_and_negative_on_false_positives():
-    truth = np.zeros((64, 96), dtype=np.uint8)
-    truth[10:50, 10:40] = 1
-    truth[10:50, 60:90] = 2
-    prediction = np.zeros_like(truth)
-    prediction[10:50, 10:25] = 1  # misses the right half of object 1
-    prediction[10:50, 45:90] = 2  # spills left of object 2
-    maps = correction_maps(prediction, truth, 2, np.random.default_rng(0))
-    assert maps.shape == (2, 2, 64, 96)
-    assert maps[0, 0].any() and not (maps[0, 0] & ~((truth == 1) & (prediction != 1))).any()
-    assert not maps[0, 1].any()
-    assert maps[1, 1].any() and not (maps[1, 1] & ~((prediction == 2) & (truth != 2))).any()
-    assert not maps[1, 0].any()
 
 
 def test_first_round_marks_each_object_and_the_background():

@@ -41,7 +41,7 @@ def test_folder_masks_palette_and_greyscale(tmp_path):
     ids = np.zeros((20, 30), dtype=np.uint8)
     ids[2:8, 3:9], ids[10:15, 10:20], ids[0, :] = 1, 2, 255  # 255: VOC's void border
     write_mask(tmp_path / "palette.png", ids)
-    assert set(np.unique(read_instance_mask(tmp_path / "palette.png"))) == {0, 1, 2}
+    assert set(np.unique(read_instance_mask(tmp_path / "palette.png"))) == {0, 1, 2, 255}  # void kept for the loss
     grey = np.zeros((20, 30), dtype=np.uint8)
     grey[5:10, 5:10] = 200  # salient-object masks are soft greyscale
     grey[5, 5] = 90
@@ -81,3 +81,15 @@ def test_coco128_seg_gives_clips(shared_data):
     assert len(source) > 100
     clip = source.clip(0, np.random.default_rng(0))
     assert clip.frames.shape == (3, 3, 64, 64) and 1 <= clip.objects <= 3
+
+
+def test_void_border_is_kept_as_void_and_never_becomes_an_object():
+    labels = np.zeros((40, 40), dtype=np.uint8)
+    labels[5:20, 5:20], labels[22:35, 22:35] = 1, 2
+    labels[4:21, 4], labels[:, 39] = 255, 255  # VOC-style void: a border and a whole column
+    image = np.zeros((40, 40, 3), dtype=np.uint8)
+    augment = AugmentConfig(crop_scale=[1, 1], rotation=0, shear=0, scale=[1, 1], translate=0, tps=0, flip=0)
+    clip = synthesise_clip(np.random.default_rng(0), image, labels, (40, 40), 3, 3, augment)
+    assert clip.objects == 2
+    assert set(np.unique(clip.labels.numpy()).tolist()) == {0, 1, 2, 255}
+    assert (clip.labels[:, :, 39] == 255).all()

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from stm.config import AugmentConfig, VideoSourceConfig
+from stm.data.io import read_mask, write_mask
 from stm.data.synthetic import SyntheticSpec, ensure_synthetic_davis
 from stm.data.video import VideoSource, sample_frame_indices
 from stm.errors import StmError
@@ -57,6 +58,19 @@ def test_youtube_layout_divides_the_skip_by_five(videos, tmp_path):
         assert gaps.max() <= 2  # 9 // 5 = 1 frame skipped at most
 
 
+def test_youtube_training_reads_the_layout_as_evaluation_does(videos, tmp_path):
+    """One YouTube-VOS reader (stm.data.youtube): hidden files such as macOS "._00000.jpg" are not frames,
+    and meta.json, when present, lists the videos."""
+    for part in ("JPEGImages", "Annotations"):
+        shutil.copytree(videos / part / "480p", tmp_path / "train" / part)
+    (tmp_path / "train" / "JPEGImages" / "train-000" / "._00000.jpg").write_bytes(b"\0\0 not an image")
+    (tmp_path / "train" / "meta.json").write_text('{"videos": {"train-000": {}, "train-001": {}}}')
+    source = VideoSource(VideoSourceConfig(root=str(tmp_path), kind="youtube"), (32, 48), 3, 2, AugmentConfig())
+    assert [name for name, _ in source.videos] == ["train-000", "train-001"]
+    frames = [frame.name for frame, _ in source.videos[0][1]]
+    assert frames == sorted(p.name for p in (videos / "JPEGImages" / "480p" / "train-000").iterdir())
+
+
 def test_bad_dataset_folders_are_named(tmp_path, videos):
     with pytest.raises(StmError, match="no such dataset folder"):
         VideoSource(VideoSourceConfig(root=str(tmp_path / "absent")), (32, 48), 3, 2, AugmentConfig())
@@ -72,3 +86,17 @@ def test_davis16_sample_gives_clips(shared_data):
     )
     clip = source.clip(0, np.random.default_rng(0), max_skip=25)
     assert clip.frames.shape == (3, 3, 64, 96) and clip.objects == 1
+
+
+def test_void_is_never_picked_and_reaches_the_loss_as_void(tmp_path):
+    root = ensure_synthetic_davis(tmp_path / "syn", SMALL, train=1, val=0, seed=4)
+    for path in root.glob("Annotations/480p/*/*.png"):
+        labels = read_mask(path)
+        labels[:, :8] = 255  # a void band wider than any object
+        write_mask(path, labels)
+    still = AugmentConfig(crop_scale=[1, 1], rotation=0, shear=0, scale=[1, 1], translate=0, tps=0, flip=0, colour=0)
+    source = VideoSource(VideoSourceConfig(root=str(root), split="train"), (32, 48), 3, 3, still)
+    for seed in range(10):
+        clip = source.clip(0, np.random.default_rng(seed), max_skip=2)
+        assert set(np.unique(clip.labels.numpy()).tolist()) <= {*range(clip.objects + 1), 255}
+        assert clip.objects <= 3 and (clip.labels[:, :, :8] == 255).all()

@@ -60,6 +60,6 @@ def youtube_root(tmp_path) -> Path:
     return make_youtube(tmp_path / "ytvos")
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _tiny_tests_use_one_thread(one_thread):
     """Every test here runs on tiny frames (see `one_thread` in tests/conftest.py)."""

@@ -21,15 +21,6 @@ from stm.model.stm import STM
 SPEC = SyntheticSpec(height=48, width=64, min_frames=4, max_frames=5, min_objects=2, max_objects=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run fastest on one thread, and much faster when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_davisinteractive_imports_on_the_pinned_stack():
     from davisinteractive.metrics import batched_jaccard
     from davisinteractive.session import DavisInteractiveSession  # noqa: F401
@@ -156,3 +147,33 @@ def test_cli_prints_one_line_and_exits_1(tmp_path):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path}: no Scribbles folder")
+
+
+def test_the_robots_corrections_land_in_the_right_scribble_maps():
+    """A later round: the installed robot draws on the errors of a prediction, with the id that is really
+    there (0 on false positives); for object k, its own strokes are positive, background and other objects
+    negative."""
+    from davisinteractive.robot import InteractiveScribblesRobot
+    from scipy.ndimage import binary_dilation
+
+    from stm.data.scribbles import davis_json_maps
+
+    truth = np.zeros((1, 64, 96), dtype=np.int64)
+    truth[0, 10:50, 10:40], truth[0, 10:50, 60:90] = 1, 2
+    prediction = np.zeros_like(truth)
+    prediction[0, 10:50, 10:25] = 1  # misses the right half of object 1: a stroke of id 1
+    prediction[0, 10:50, 45:90] = 2  # spills onto the background left of object 2: a stroke of id 0
+    prediction[0, 32:50, 60:90] = 1  # calls the bottom of object 2 object 1: a stroke of id 2
+    scribbles = InteractiveScribblesRobot().interact("seq", prediction, truth, nb_objects=2, frame=0)
+    strokes = scribbles["scribbles"][0]
+    assert {stroke["object_id"] for stroke in strokes} == {0, 1, 2}
+    maps = davis_json_maps(scribbles, 0, 2, 64, 96)
+    for stroke in strokes:
+        drawn_id = stroke["object_id"]
+        x, y = np.round(np.asarray(stroke["path"]) * [96, 64]).astype(int).clip(0, [95, 63]).T
+        error = binary_dilation((truth[0] == drawn_id) & (prediction[0] != drawn_id))
+        assert error[y, x].all()  # the robot drew where that id was missed
+        for k in (1, 2):
+            assert maps[k - 1, 0 if k == drawn_id else 1][y, x].all(), (drawn_id, k)
+            if k != drawn_id:
+                assert not maps[k - 1, 0][y, x].any(), (drawn_id, k)

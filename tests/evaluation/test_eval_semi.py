@@ -1,5 +1,6 @@
 import csv
 import zipfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -8,7 +9,8 @@ from PIL import Image
 
 from eval_semi import main
 from stm.cli import run
-from stm.data.io import read_mask
+from stm.data.io import read_mask, write_mask
+from tests.evaluation.conftest import make_davis
 
 FAST = ["--backbone", "resnet18"]
 
@@ -36,6 +38,12 @@ def test_davis_submission_scores_and_overlays(davis_root, tmp_path):
     assert rows[0][:2] == ["J&F-Mean", "J-Mean"] and 0 <= float(rows[1][0]) <= 1
     rows = list(csv.reader((out / "per-sequence_results-val.csv").open()))
     assert [r[0] for r in rows[1:]] == ["a_1", "a_2", "b_1", "b_2"]
+
+
+def test_progress_in_a_log_is_plain_lines(davis_root, tmp_path, capsys):
+    main(["--root", str(davis_root), "--output", str(tmp_path / "out"), *FAST])
+    err = capsys.readouterr().err  # not a terminal
+    assert "\r" not in err and "a: 5/5 frame" in err and "b: 5/5 frame" in err
 
 
 def test_rerun_skips_complete_sequences(davis_root, tmp_path, capsys):
@@ -75,6 +83,23 @@ def test_davis2016_binary_masks_give_one_object_with_a_capped_memory(davis_root,
     assert set(np.unique(read_mask(out / "a" / "00003.png")).tolist()) <= {0, 1}
     rows = list(csv.reader((out / "per-sequence_results-val.csv").open()))
     assert [r[0] for r in rows[1:]] == ["a_1"]
+
+
+def test_void_is_background_in_the_given_masks_and_the_scores(tmp_path):
+    clean, void = make_davis(tmp_path / "clean", names=("a",)), make_davis(tmp_path / "void", names=("a",))
+    for path in (void / "Annotations" / "480p" / "a").glob("*.png"):
+        labels = read_mask(path)
+        labels[:4] = 255  # DAVIS void, on the first frame too
+        write_mask(path, labels)
+        write_mask(clean / "Annotations" / "480p" / "a" / path.name, np.where(labels == 255, 0, labels))
+    lines = []
+    for root in (clean, void):
+        main(["--root", str(root), "--output", str(root / "out"), *FAST])
+        lines.append((root / "out" / "global_results-val.csv").read_text())
+        assert 255 not in np.unique(read_mask(root / "out" / "a" / "00000.png"))
+    assert lines[0] == lines[1]
+    rows = list(csv.reader((void / "out" / "per-sequence_results-val.csv").open()))
+    assert [r[0] for r in rows[1:]] == ["a_1", "a_2"]
 
 
 @pytest.mark.parametrize("all_frames", [False, True])
@@ -144,3 +169,14 @@ def test_weights_that_are_not_a_checkpoint_name_the_file(davis_root, tmp_path, c
     weights.write_text("not weights")
     message = _fails(["--root", str(davis_root), "--output", str(tmp_path / "o"), "--weights", str(weights)], capsys)
     assert str(weights) in message and "not a readable checkpoint" in message
+
+
+def test_the_launcher_is_thin_and_its_parser_lives_in_the_package(tmp_path):
+    from stm.evaluation import semi_cli
+
+    launcher = (Path(__file__).resolve().parents[2] / "eval_semi.py").read_text()
+    assert "argparse" not in launcher and main is semi_cli.main
+    opts = semi_cli.parse_args(["--root", "R", "--output", "O", "--amp", "--sequences", "a,b", "--year", "2016"])
+    assert (opts.amp, opts.sequences, opts.year, opts.dataset) == (True, ["a", "b"], 2016, "davis")
+    with pytest.raises(SystemExit):
+        semi_cli.parse_args(["--root", "R", "--output", "O", "--max-memory-frames", "1"])

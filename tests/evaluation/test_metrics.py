@@ -11,6 +11,7 @@ from stm.evaluation.metrics import (
     ObjectResult,
     boundary_f,
     jaccard,
+    mean_jaccard,
     sequence_scores,
     statistics,
     summarise,
@@ -86,3 +87,15 @@ def test_results_tables_have_the_davis_columns(tmp_path):
     assert rows[0] == list(GLOBAL_COLUMNS) and rows[1][0] == "0.625"
     rows = list(csv.reader((tmp_path / "per-sequence_results-val.csv").open()))
     assert rows == [["Sequence", "J-Mean", "F-Mean"], ["bear_1", "0.750", "0.500"], ["bear_2", "0.250", "1.000"]]
+
+
+def test_mean_jaccard_averages_the_objects_of_each_frame():
+    truth = np.zeros((2, 3, 4, 4), dtype=np.uint8)
+    truth[..., :2, :2], truth[..., 2:, 2:] = 1, 2
+    prediction = truth.copy()
+    prediction[0, 1, 0, 0] = 0  # object 1 loses 1 of its 4 pixels: J 3/4
+    prediction[1, 2] = 0  # nothing predicted: J 0 for both
+    expected = np.ones((2, 3))
+    expected[0, 1], expected[1, 2] = (0.75 + 1) / 2, 0
+    np.testing.assert_allclose(mean_jaccard(prediction, truth, 2), expected)
+    assert mean_jaccard(np.zeros((4, 4)), np.zeros((4, 4)), 2) == 1.0  # absent everywhere: J 1, as jaccard

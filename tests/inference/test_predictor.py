@@ -13,7 +13,7 @@ from stm.data.synthetic import SyntheticSpec, render_video, write_davis_sequence
 from stm.errors import StmError
 from stm.evaluation.semi_eval import EvalOptions, evaluate
 from stm.inference.interactive import InteractiveSession
-from stm.inference.semi import frame_tensor
+from stm.inference.semi import SemiSupervisedSession, frame_tensor
 from stm.inference.working_size import resize
 from stm.model.checkpoint import save_checkpoint
 
@@ -85,6 +85,21 @@ def test_a_correction_rewrites_only_the_frames_after_it(model, clip):
     backward = all_labels(video)
     np.testing.assert_array_equal(backward[5:], forward[5:])  # frames after 5 untouched
     np.testing.assert_array_equal(backward[0], labels[0])  # hand-given frames keep their masks
+
+
+def test_a_correction_keeps_the_earlier_annotations_in_memory(model, clip):
+    frames, labels = clip
+    video = VideoPredictor(model).open(list(frames))
+    video.add_mask(0, labels[0])
+    video.add_mask(5, labels[5])
+    results = [r.probs for r in video.propagate(start=5)]
+    with_first, alone = SemiSupervisedSession(model), SemiSupervisedSession(model)
+    with_first.remember(frames[0], labels[0])  # frame 0 was annotated by hand: it stays in memory
+    for session in (with_first, alone):
+        session.expected = [session.step(frames[t], labels[5] if t == 5 else None).probs for t in range(5, 10)]
+    for got, expected in zip(results, with_first.expected, strict=True):
+        torch.testing.assert_close(got, expected)
+    assert any((a - b).abs().max() > 1e-3 for a, b in zip(results[1:], alone.expected[1:], strict=True))
 
 
 def test_stopping_a_propagation_leaves_every_frame_whole(model, clip):

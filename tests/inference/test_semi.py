@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from stm import STM
+from stm.config import LossConfig
+from stm.data.clips import Clip, collate_clips
+from stm.data.synthetic import SyntheticSpec, render_video
 from stm.inference.semi import SemiSupervisedSession, propagate
+from stm.train.losses import SegmentationLoss
+from stm.train.steps import SemiClipStep
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +63,24 @@ def test_optimised_session_matches_the_plain_reference_in_fp32(model):
         torch.testing.assert_close(result.probs, expected[t], atol=1e-4, rtol=0)
         ids = np.array([0, 3, 7])[expected[t].argmax(0).numpy()]
         assert (result.labels == ids).mean() > 0.999
+
+
+def test_the_session_segments_through_the_networks_segment(model):
+    calls = []
+
+    class Spy(STM):
+        def segment(self, *args, **kwargs):
+            calls.append(len(args[1]) if isinstance(args[1], list) else 1)
+            return super().segment(*args, **kwargs)
+
+    spy = Spy("semi", "resnet18")
+    spy.load_state_dict(model.state_dict())
+    session = SemiSupervisedSession(spy.eval(), mem_every=2)
+    frames, labels = _video(4), _labels(ids=(3,))
+    for t, frame in enumerate(frames):
+        late = _labels(ids=(3, 7)) if t == 2 else None
+        session.step(frame, labels if t == 0 else late)
+    assert calls == [1, 1, 2]  # frames 1..3; object 7 joins at frame 2 and reads its own, shorter memory
 
 
 def test_memory_schedule_keeps_first_every_nth_and_previous(model):
@@ -117,13 +140,41 @@ def test_propagate_yields_one_id_map_per_frame(model):
     assert not torch.is_inference_mode_enabled()
 
 
-def test_amp_runs_in_bfloat16_on_the_cpu(model):
-    session = SemiSupervisedSession(model, mem_every=2, amp=True)
-    for t, frame in enumerate(_video(2, 32, 48)):  # small: this CPU may have no native bf16
-        result = session.step(frame, _labels(32, 48, ids=(3,)) if t == 0 else None)
-    assert session.bank._key.dtype == torch.bfloat16
-    assert result.probs.dtype == torch.float32
-    torch.testing.assert_close(result.probs.sum(0), torch.ones(32, 48))
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny model fitted to one generated 48x64 video of 2 objects (30 Adam steps of the semi step on
+    the whole clip, about 5 s): confident where random weights are not."""
+    frames, labels = render_video(np.random.default_rng(0), SyntheticSpec(48, 64, 4, 4, 2, 2))
+    torch.manual_seed(0)
+    net = STM("semi", "resnet18", decoder_channels=16)
+    clip = Clip(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255, torch.from_numpy(labels), 2)
+    batch, step = collate_clips([clip]), SemiClipStep(net, SegmentationLoss(LossConfig()))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for index in range(30):
+        optimizer.zero_grad()
+        step(batch, index).loss.backward()
+        optimizer.step()
+    return net.eval(), frames, labels
+
+
+def test_amp_stays_within_its_tolerance_of_fp32_on_a_trained_model(trained):
+    """bf16 autocast (eval_semi --amp on the CPU) against fp32 on the propagated frames: at least 99% of
+    the pixels labelled alike, mean probability difference at most 2e-3, pixel accuracy within 0.01
+    (measured on an AMD EPYC Zen 4 with native bf16: 99.92%, 6.8e-4, 1e-4)."""
+    net, frames, labels = trained
+    results = {}
+    for amp in (False, True):
+        session = SemiSupervisedSession(net, mem_every=5, amp=amp)
+        results[amp] = torch.stack([session.step(f, labels[0] if t == 0 else None).probs for t, f in enumerate(frames)])
+        assert session.bank._key.dtype == (torch.bfloat16 if amp else torch.float32)  # autocast really on / off
+    fp32, amp = results[False], results[True]
+    assert amp.dtype == torch.float32
+    torch.testing.assert_close(amp.sum(1), torch.ones(4, 48, 64))
+    accuracy = [float((p.argmax(1).numpy() == labels)[1:].mean()) for p in (fp32, amp)]
+    assert accuracy[0] > 0.9  # trained: the comparison is between confident predictions
+    assert float((fp32.argmax(1) == amp.argmax(1))[1:].float().mean()) >= 0.99
+    assert float((fp32 - amp)[1:].abs().mean()) <= 2e-3
+    assert abs(accuracy[0] - accuracy[1]) <= 0.01
 
 
 def test_a_listed_object_absent_from_given_labels_is_absent_from_that_frame(model):

@@ -21,11 +21,12 @@ def test_parse_and_resolve():
         resolve_size(8, None)
 
 
-def test_the_short_side_becomes_the_size_and_the_aspect_stays():
-    assert working_shape((480, 854), 240) == (240, 427)
-    assert working_shape((854, 480), 64) == (114, 64)
+def test_the_short_side_becomes_the_size_and_the_long_side_needs_no_padding():
+    assert working_shape((480, 854), 240) == (240, 432)  # 427 -> 432: a multiple of 16, no padding band
+    assert working_shape((854, 480), 64) == (112, 64)  # 113.9 -> 112
+    assert working_shape((240, 432), 64) == (64, 112)  # 115.2 -> 112, not 115 padded to 128
     assert working_shape((64, 112), 128) == (128, 224)  # small videos are enlarged to what the model knows
-    assert working_shape((480, 854), None) == (480, 854)
+    assert working_shape((480, 854), None) == (480, 854)  # native: as it is (the official fidelity)
 
 
 def test_resize_keeps_thin_strokes_and_probabilities():

@@ -1,20 +1,28 @@
+import logging
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 
 from stm.errors import StmError
+from stm.inference.semi import SemiSupervisedSession
 from stm.model import STM
 from stm.model.checkpoint import (
+    _OFFICIAL_PARTS,
+    _OFFICIAL_PREFIXES,
     convert_official_state_dict,
     load_imagenet_weights,
+    load_initial_weights,
     load_model,
     load_weights,
     read_checkpoint,
     save_checkpoint,
 )
 
+FIXTURE = Path(__file__).parent / "fixtures" / "official_outputs.npz"
 OFFICIAL_KEY_COUNT = 558  # len(state_dict()) of the official model.STM wrapped in DataParallel
 
 
@@ -57,10 +65,54 @@ def official_layout_state_dict() -> dict[str, torch.Tensor]:
     return state
 
 
+def seeded_official_weights(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Full-size official-layout weights from a seed alone (the recipe of tests/model/fixtures/README.md):
+    for each key of official_layout_state_dict() in sorted order, one draw from a torch.Generator seeded
+    with `seed`: convolutions N(0, 1 / fan_in), key heads x8 (a trained model's peaked attention),
+    BatchNorm weight U(0.5, 1), running_var U(0.5, 1.5), running_mean and every bias N(0, 0.1^2);
+    mean / std keep the ImageNet constants."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, like in sorted(official_layout_state_dict().items()):
+        name = key.rsplit(".", 1)[-1]
+        if name in ("mean", "std", "num_batches_tracked"):
+            state[key] = like.clone()
+            continue
+        if like.dim() == 4:
+            value = torch.randn(like.shape, generator=generator) / like[0].numel() ** 0.5
+            value *= 8 if ".Key." in key else 1
+        elif name == "running_var":
+            value = 0.5 + torch.rand(like.shape, generator=generator)
+        elif name == "weight":
+            value = 0.5 + 0.5 * torch.rand(like.shape, generator=generator)
+        else:
+            value = 0.1 * torch.randn(like.shape, generator=generator)
+        state[key] = value
+    return state
+
+
+def reference_inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """3 frames [3, 3, 57, 89] in [0, 1] (smooth random background from a seeded generator, two
+    ellipses painted in flat colours moving 3 px right per frame) and frame 0's labels [57, 89] (0, 1, 2).
+    57 x 89 is padded unevenly to 64 x 96 (3 + 4 rows, 3 + 4 columns), as the official code pads."""
+    generator = torch.Generator().manual_seed(seed)
+    background = torch.rand(3, 3, 8, 12, generator=generator)
+    frames = torch.nn.functional.interpolate(background, size=(57, 89), mode="bilinear", align_corners=False)
+    yy, xx = torch.meshgrid(torch.arange(57.0), torch.arange(89.0), indexing="ij")
+    labels = torch.zeros(3, 57, 89, dtype=torch.long)
+    for t in range(3):
+        for number, (cy, cx, ry, rx, colour) in enumerate(
+            [(22, 30, 12, 16, (0.9, 0.2, 0.1)), (42, 62, 10, 14, (0.1, 0.3, 0.9))], start=1
+        ):
+            inside = ((yy - cy) / ry) ** 2 + ((xx - cx - 3 * t) / rx) ** 2 <= 1
+            frames[t, :, inside] = torch.tensor(colour)[:, None]
+            labels[t][inside] = number
+    return frames, labels[0]
+
+
 @pytest.fixture(scope="module")
 def official_file(tmp_path_factory):
-    torch.manual_seed(0)
-    state = official_layout_state_dict()
+    state = seeded_official_weights(0)
     assert len(state) == OFFICIAL_KEY_COUNT
     path = tmp_path_factory.mktemp("official") / "STM_weights.pth"
     torch.save(state, path)
@@ -87,6 +139,97 @@ def test_official_checkpoint_loads_with_every_key_mapped(official_file):
     assert torch.equal(stem[:, 1:], official["module.Encoder_M.conv1_o.weight"])  # the other objects
     converted = convert_official_state_dict(official)
     assert set(converted) == {k for k in ours}  # nothing left over, nothing missing
+
+
+def test_official_weights_give_the_official_codes_outputs(official_file):
+    """The official model.py, run once on these seeded weights and inputs, gave the fixture's
+    probabilities (tests/model/fixtures/README.md); our loader and inference loop must give them too."""
+    path, _ = official_file
+    model = STM()
+    load_weights(model, path)
+    session = SemiSupervisedSession(model.eval(), mem_every=5)
+    frames, labels = reference_inputs(0)
+    probs = [session.step(frame, labels.numpy() if t == 0 else None).probs for t, frame in enumerate(frames)]
+    ours = torch.stack(probs[1:])[:, 1:, 1::4, 2::4].numpy()  # as sampled in the fixture
+    expected = np.load(FIXTURE)["probs"]
+    assert ours.shape == expected.shape == (2, 2, 14, 22)
+    assert np.abs(ours - expected).max() < 1e-4
+
+
+def memory_features(model, masks, scribbles=None):
+    torch.manual_seed(1)
+    frame = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        return model.encode_memory(frame, masks, scribbles)
+
+
+def official_layout_of(model: STM) -> dict[str, torch.Tensor]:
+    """Our semi-supervised model's weights under the official names (DataParallel-wrapped), by the
+    converter's own tables read backwards."""
+    parts = {ours: official for official, ours in _OFFICIAL_PARTS.items()}
+    state = {}
+    for key, value in model.state_dict().items():
+        if key == "memory_encoder.trunk.extra_stem.weight":
+            state["Encoder_M.conv1_m.weight"], state["Encoder_M.conv1_o.weight"] = value[:, :1], value[:, 1:]
+            continue
+        official, ours = next((o, u) for o, u in _OFFICIAL_PREFIXES if key.startswith(u))
+        state[official + ".".join(parts.get(p, p) for p in key[len(ours) :].split("."))] = value
+    for encoder in ("Encoder_M", "Encoder_Q"):
+        state[f"{encoder}.mean"] = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        state[f"{encoder}.std"] = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return {f"module.{key}": value for key, value in state.items()}
+
+
+def test_interactive_model_starts_from_the_official_semi_weights(tmp_path, caplog):
+    torch.manual_seed(0)
+    semi = STM("semi").eval()
+    official = official_layout_of(semi)
+    assert set(official) == set(official_layout_state_dict())  # the names the official model.py writes
+    path = tmp_path / "STM_weights.pth"
+    torch.save(official, path)
+    model = STM("interactive").eval()
+    with caplog.at_level(logging.INFO, logger="stm"):
+        load_initial_weights(model, path)
+    lines = [r.getMessage() for r in caplog.records if "init_weights" in r.getMessage()]
+    assert len(lines) == 1
+    assert "semi-supervised" in lines[0] and "zero-initialised" in lines[0] and "scribble" in lines[0]
+    ours = model.state_dict()
+    for key, value in semi.state_dict().items():  # every layer copied but the extra input stem
+        if key != "memory_encoder.trunk.extra_stem.weight":
+            assert torch.equal(ours[key], value), key
+    stem = ours["memory_encoder.trunk.extra_stem.weight"]
+    assert stem.shape == (64, 3, 7, 7)
+    assert torch.equal(stem[:, :1], official["module.Encoder_M.conv1_m.weight"])  # the mask input, copied
+    assert not stem[:, 1:].any()  # the scribble inputs, new and zero
+    # so the interactive model first encodes a memory frame as the semi one does a lone object, scribbles or not
+    masks = torch.zeros(1, 1, 64, 64)
+    masks[..., 10:40, 20:50] = 1
+    scribbles = torch.rand(1, 1, 2, 64, 64).round()
+    for got, want in zip(memory_features(model, masks, scribbles), memory_features(semi, masks), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_interactive_model_starts_from_our_semi_checkpoint(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    semi = STM("semi", "resnet18", decoder_channels=32)
+    path = tmp_path / "checkpoints" / "demo" / "latest.pth"
+    save_checkpoint(path, semi)
+    model = STM("interactive", "resnet18", decoder_channels=32)
+    load_initial_weights(model, path)
+    assert torch.equal(model.decoder.predict.weight, semi.decoder.predict.weight)
+    load_initial_weights(STM("semi", "resnet18", decoder_channels=32), path)  # same mode: plain load
+    with pytest.raises(StmError, match="another backbone"):
+        load_initial_weights(STM("interactive", "resnet18"), path)  # a 256-channel decoder
+    with pytest.raises(StmError, match="interactive model, but the model is semi"):
+        save_checkpoint(tmp_path / "i.pth", model)
+        load_initial_weights(STM("semi", "resnet18", decoder_channels=32), tmp_path / "i.pth")
+    # a missing start names the config that writes it
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "demo.yaml").write_text("{}")
+    path.unlink()
+    with pytest.raises(StmError, match=r"does not exist; train it first: python train.py --config configs/demo\.yaml"):
+        load_initial_weights(model, "checkpoints/demo/latest.pth")
 
 
 def test_official_checkpoint_without_dataparallel_prefix_loads(official_file, tmp_path):
@@ -134,8 +277,8 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "latest.pth"
     save_checkpoint(path, model, step=1)
 
-    def broken_save(obj, stream):
-        stream.write(b"half a checkpoint")
+    def broken_save(obj, path):
+        Path(path).write_bytes(b"half a checkpoint")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)

@@ -192,3 +192,23 @@ def test_invalid_arguments_are_refused():
         STM(backbone="vgg16")
     with pytest.raises(ValueError, match="kernel"):
         STM(read_kernel="flash")
+
+
+def test_segment_reads_each_group_of_objects_from_its_own_memory():
+    """Objects that joined later read a shorter memory: segment takes one (key, value) per group."""
+    torch.manual_seed(0)
+    model = STM("semi", backbone="resnet18", decoder_channels=16).eval()
+    frames, masks = torch.rand(3, 1, 3, 32, 48), torch.rand(3, 1, 3, 32, 48)
+    with torch.no_grad():
+        memory = [model.encode_memory(frames[t], masks[t]) for t in range(2)]
+        key = torch.cat([k for k, _ in memory], 2)
+        value = torch.cat([v for _, v in memory], 2)
+        query = model.encode_query(frames[2])
+        whole = model.segment(query, key, value)
+        late = memory[1][0][:, 2:], memory[1][1][:, 2:]  # object 3 joined at frame 1
+        grouped = model.segment(query, [key[:, :2], late[0]], [value[:, :2], late[1]])
+        alone = model.segment(query, *late)
+    torch.testing.assert_close(grouped.fg_logits[:, :2], whole.fg_logits[:, :2])
+    torch.testing.assert_close(grouped.fg_logits[:, 2:], alone.fg_logits)
+    assert not torch.allclose(grouped.fg_logits[:, 2:], whole.fg_logits[:, 2:])
+    torch.testing.assert_close(grouped.probs.sum(1), torch.ones(1, 32, 48))

@@ -1,4 +1,5 @@
-"""Interactive training step: rounds of scribbles, memory of scribbled frames, learning, validation."""
+"""Interactive training step: rounds of scribbles (the DAVIS robot's after the first), memory of scribbled
+frames, learning."""
 
 import numpy as np
 import pytest
@@ -6,19 +7,15 @@ import torch
 
 from stm.config import Config, LossConfig, load_config
 from stm.data.clips import ClipBatch
+from stm.data.scribbles import davis_json_maps
+from stm.evaluation.davis_robot import robot_scribbles
 from stm.model.stm import STM
-from stm.train.interactive_step import InteractiveClipStep, simulate_session
+from stm.train.interactive_step import InteractiveClipStep
 from stm.train.losses import SegmentationLoss
 from stm.train.steps import CLIP_STEPS
 from stm.train.trainer import clip_step
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def clip_batch(batch=2, frames=3, height=48, width=64) -> ClipBatch:
@@ -77,12 +74,34 @@ def test_the_config_sets_rounds_and_stroke_width():
     drawn = {}
     for thickness in (1, 5):
         model = Counting()
-        config = load_config(None, ["interactive.rounds=2", f"interactive.scribble_thickness={thickness}"])
+        config = load_config(None, ["interactive.train_rounds=2", f"interactive.scribble_thickness={thickness}"])
         step = clip_step("interactive", model, SegmentationLoss(LossConfig()), config)
         step(clip_batch(frames=5), 0)
         assert (step.rounds, step.thickness) == (2, thickness) and model.memory_frames == 2 * 2
         drawn[thickness] = model.scribble_pixels
     assert drawn[5] > 2 * drawn[1]  # wider strokes reach the memory encoder
+
+
+def test_later_rounds_are_the_robots_corrections_of_the_worst_frame():
+    batch = clip_batch(batch=1, frames=5)
+    truth = batch.labels.numpy()
+    prediction = truth.astype(np.uint8).copy()
+    prediction[0, 3][truth[0, 3] == 1] = 0  # frame 3 misses object 1 ...
+    prediction[0, 3, 2:8, 40:60] = 2  # ... and calls some background object 2
+    prediction[0, 1, :, :40][truth[0, 1, :, :40] == 2] = 1  # frame 1 calls part of object 2 object 1 (less wrong)
+    step = InteractiveClipStep(STM("interactive", "resnet18"), SegmentationLoss(LossConfig()), thickness=1)
+    scribbled = [{3}]  # frame 3 was scribbled already: the next worst is frame 1
+    chosen, maps = step._scribbles(1, truth, prediction, scribbled, 2, np.random.default_rng(0))
+    assert chosen == [1] and scribbled == [{1, 3}]
+    expected = davis_json_maps(robot_scribbles(truth[0], prediction[0], 1, 2), 1, 2, 48, 64)
+    assert np.array_equal(maps[0], expected)
+    assert maps[0, 1, 0].sum() > 10 and not maps[0, 0, 0].any()  # object 2 is missed: positive for it ...
+    assert maps[0, 0, 1].sum() > 10  # ... and the same stroke tells object 1 it is not there
+    chosen, maps = step._scribbles(1, truth, prediction, [set()], 2, np.random.default_rng(0))
+    assert chosen == [3]
+    assert maps[0, 0, 0].sum() > 10  # missed object 1: positive for object 1
+    background = maps[0, 1, 1] & (truth[0, 3] == 0)
+    assert background.sum() > 5 and not (maps[0, 1, 0] & (truth[0, 3] == 0)).any()  # false object 2: negative
 
 
 def test_semi_model_is_refused():
@@ -104,14 +123,3 @@ def test_a_few_steps_on_one_clip_lower_the_loss():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.6 * losses[0]
-
-
-def test_simulated_session_scores_every_round():
-    batch = clip_batch(batch=1, frames=5)
-    frames = [(f.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for f in batch.frames[0].clamp(0, 1)]
-    labels = [label.numpy().astype(np.uint8) for label in batch.labels[0]]
-    results = simulate_session(STM("interactive", "resnet18").eval(), frames, labels, 3, np.random.default_rng(0))
-    assert len(results) == 3
-    for j, f in results:
-        assert j.shape == f.shape == (2, 5)
-        assert ((0 <= j) & (j <= 1)).all() and ((0 <= f) & (f <= 1)).all()

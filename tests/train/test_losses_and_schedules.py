@@ -26,6 +26,22 @@ def test_bootstrapped_ce_averages_the_hardest_pixels_only():
     assert loss(logits, labels, step=5) == pytest.approx(float(hardest))
 
 
+def test_void_pixels_carry_no_loss():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8))
+    void = labels.clone()
+    void[0, :4], void[1, :, :2] = 255, 255  # DAVIS void: ignored, never a class
+    kept = void != 255
+    pixels = F.cross_entropy(logits, labels, reduction="none")
+    assert bootstrapped_ce(logits, void, 1.0) == pytest.approx(float(pixels[kept].mean()))
+    # The hardest quarter of each image's real pixels: 8 of image 0's 32, 12 of image 1's 48.
+    hardest = [pixels[b][kept[b]].sort(descending=True).values[:n] for b, n in ((0, 8), (1, 12))]
+    assert bootstrapped_ce(logits, void, 0.25) == pytest.approx(float(torch.cat(hardest).mean()))
+    logits.requires_grad_(True)
+    bootstrapped_ce(logits, void, 0.25).backward()
+    assert (logits.grad.abs().sum(1)[~kept] == 0).all()  # void pixels get no gradient
+
+
 def test_skip_curriculum_and_lr_schedules():
     skip = SkipCurriculumConfig(start=5, end=25, ramp_steps=100)
     assert [max_skip(skip, s) for s in (0, 50, 100, 500)] == [5, 15, 25, 25]

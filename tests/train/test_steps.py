@@ -4,7 +4,7 @@ from stm.config import LossConfig
 from stm.data.clips import ClipBatch
 from stm.model.stm import STM
 from stm.train.losses import SegmentationLoss
-from stm.train.steps import CLIP_STEPS, SemiClipStep, register_step
+from stm.train.steps import SemiClipStep
 
 
 def moving_square_batch() -> ClipBatch:
@@ -48,13 +48,3 @@ def test_frame_two_is_memorised_with_its_predicted_soft_mask():
     output.loss.backward()
     assert model.memory_encoder.trunk.extra_stem.weight.grad.abs().sum() > 0
 
-
-def test_other_modules_register_their_own_steps():
-    def factory(model, loss, config):
-        return SemiClipStep(model, loss)
-
-    register_step("test-only", factory)
-    try:
-        assert CLIP_STEPS["test-only"] is factory and "semi" in CLIP_STEPS
-    finally:
-        del CLIP_STEPS["test-only"]

@@ -8,6 +8,7 @@ from stm.model.stm import STM
 from stm.train.steps import CLIP_STEPS, SemiClipStep, StepOutput
 from stm.train.trainer import Trainer
 from tests.train.conftest import tiny_config
+from tests.train.ddp_worker import NanGradStep
 
 
 def state_of(trainer: Trainer):
@@ -25,7 +26,9 @@ def test_a_resumed_run_ends_in_the_same_state_as_an_uninterrupted_one(tiny_video
     assert "resumed" not in capsys.readouterr().out
     second = trainer("parts", 3)
     second.fit()
-    assert "resumed from step 2" in capsys.readouterr().out
+    output = capsys.readouterr()
+    assert "resumed from step 2" in output.out
+    assert "\r" not in output.err and "3/3" in output.err  # progress in a log: plain lines
     assert second.step == whole.step == 3
     expected, got = state_of(whole), state_of(second)
     assert all(torch.allclose(expected[k].float(), got[k].float(), atol=1e-6) for k in expected)
@@ -79,13 +82,32 @@ def test_non_finite_losses_skip_steps_then_abort_with_the_last_good_state_saved(
     try:
         config = tiny_config(tiny_videos, tmp_path, steps=5, extra=["train.step=nan-test", "train.max_nan_steps=2"])
         before = dict(Trainer(config, tmp_path / "unused").model.named_parameters())  # seeded: same initial weights
-        with pytest.raises(StmError, match="2 non-finite losses in a row"):
+        with pytest.raises(StmError, match="2 non-finite losses or gradients in a row"):
             Trainer(config, tmp_path).fit()
     finally:
         del CLIP_STEPS["nan-test"]
     saved = read_checkpoint(tmp_path / "latest.pth")
     assert saved["step"] == 2
     assert all(torch.equal(saved["model"][k], before[k]) for k in before)  # no parameter was updated
+
+
+def test_non_finite_gradients_of_a_finite_loss_are_never_applied(tiny_videos, tmp_path):
+    CLIP_STEPS["nan-grad-test"] = lambda model, loss, config: NanGradStep(model, loss, rank=1)
+    try:  # grad_clip 0 (the default): no gradient norm is computed for clipping
+        extra = ["train.step=nan-grad-test", "train.max_nan_steps=1"]
+        config = tiny_config(tiny_videos, tmp_path, steps=5, extra=extra)
+        trainer = Trainer(config, tmp_path)
+        with pytest.raises(StmError) as error:
+            trainer.fit()
+    finally:
+        del CLIP_STEPS["nan-grad-test"]
+    aborted = read_checkpoint(tmp_path / "latest.pth")
+    assert aborted["step"] == 2  # stopped at the bad step, not at the NaN loss that applying it would cause
+    saved = read_checkpoint(tmp_path / "step_00000001.pth")  # the good step
+    assert "1 non-finite losses or gradients in a row" in str(error.value)
+    names = [name for name, _ in trainer.model.named_parameters()]  # (BatchNorm statistics move in any forward)
+    assert all(torch.equal(aborted["model"][k], saved["model"][k]) for k in names)  # step 2 was not applied
+    assert all(torch.isfinite(aborted["model"][k]).all() for k in names)
 
 
 def test_unreadable_frames_are_skipped_counted_and_abort_past_the_limit(tiny_videos, tmp_path, caplog):
@@ -111,3 +133,22 @@ def test_unknown_step_and_missing_dataset_are_named(tiny_videos, tmp_path):
     config = load_config(None, [f"data.video=[{{root: {tmp_path / 'absent'}}}]", "model.backbone=resnet18"])
     with pytest.raises(StmError, match="absent: no such dataset folder"):
         Trainer(config, tmp_path / "run").fit()
+
+
+def test_lr_factors_give_named_layers_their_own_rate_through_the_schedule(tiny_videos, tmp_path):
+    extra = ["train.lr_factors={memory_encoder.trunk.extra_stem: 10}", "train.lr_schedule=cosine"]
+    trainer = Trainer(tiny_config(tiny_videos, tmp_path, extra=extra), tmp_path)
+    trainer.setup()
+    stem = trainer.model.memory_encoder.trunk.extra_stem.weight
+    rates = {id(p): group["lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert rates[id(stem)] == pytest.approx(1e-3) and rates[id(trainer.model.decoder.predict.weight)] == 1e-4
+    assert sum(len(group["params"]) for group in trainer.optimizer.param_groups) == sum(
+        p.requires_grad for p in trainer.model.parameters()
+    )
+    trainer.scheduler.step()  # the schedule scales every group alike
+    first, second = (group["lr"] for group in trainer.optimizer.param_groups)
+    assert max(first, second) / min(first, second) == pytest.approx(10)
+    typo = Trainer(tiny_config(tiny_videos, tmp_path / "t", extra=["train.lr_factors={memory_encoder.stem: 10}"]),
+                   tmp_path / "t")
+    with pytest.raises(StmError, match=r"lr_factors: no trainable parameter is named memory_encoder\.stem"):
+        typo.setup()
