@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from stm.app.strokes import PAINT_TOOLS, SCRIBBLE_TOOLS, Stroke, paint, stroke_pixels
 from stm.app.workspace import ObjectInfo, Workspace, default_colour, parse_colour
+from stm.data.frames import Frames
 from stm.errors import StmError
 
 UNDO_LIMIT = 200  # hand edits kept for undo (compressed, a few kB each)
@@ -49,11 +50,11 @@ def _pack(labels: np.ndarray) -> bytes:
 
 
 class Annotator:
-    """workspace: where everything is kept; frames: the video's RGB frames (len and [i], decoded on
-    demand); source: what the predictors open (path, folder or frames); semi / interactive: a
-    VideoPredictor of each kind, or None when that model is not loaded."""
+    """workspace: where everything is kept; frames: the video's frame source (stm.data.frames: len, [i]
+    decoded on demand, fps); source: what the predictors open (path, folder or frames); semi /
+    interactive: a VideoPredictor of each kind, or None when that model is not loaded."""
 
-    def __init__(self, workspace: Workspace, frames: Sequence[np.ndarray], source, semi=None, interactive=None):
+    def __init__(self, workspace: Workspace, frames: Frames, source, semi=None, interactive=None):
         self.workspace = workspace
         self.frames = frames
         self.source = source
@@ -77,7 +78,7 @@ class Annotator:
                 "frames": ws.num_frames,
                 "width": ws.width,
                 "height": ws.height,
-                "fps": float(getattr(self.frames, "fps", None) or 24.0),
+                "fps": self.frames.fps,
                 "objects": [vars(o) for o in sorted(ws.objects.values(), key=lambda o: o.id)],
                 "annotated": sorted(ws.annotated),
                 "scribbled": sorted(ws.scribbled),
@@ -294,8 +295,7 @@ class Annotator:
         self._claim("an export")
         try:
             ws = self.workspace
-            fps = self.info()["fps"]
-            written = ws.export((self.frames[i] for i in range(ws.num_frames)), fps)
+            written = ws.export((self.frames[i] for i in range(ws.num_frames)), self.frames.fps)
             ws.log({"action": "export"})
             return written
         finally:

@@ -158,17 +158,16 @@ class Workspace:
     # export ------------------------------------------------------------------------------------
     def export(self, frames: Iterable[np.ndarray], fps: float) -> tuple[Path, Path]:
         """Writes export/masks.zip (a PNG for every frame; empty where nothing was drawn) and
-        export/overlay.mp4 (the masks over the frames in the objects' colours). frames: the video's
-        RGB frames in order."""
+        export/overlay.mp4 (the masks over the frames in the objects' colours, H.264 that browsers
+        play). frames: the video's RGB frames in order; fps: the video's rate."""
         for index in range(self.num_frames):
             if not self.mask_path(index).is_file():
                 self.write_labels(index, np.zeros((self.height, self.width), np.uint8))
         archive, video = self.export_dir / "masks.zip", self.export_dir / "overlay.mp4"
         zip_submission(self.masks, archive)
-        writer = OverlayVideo(video, fps=fps, palette=self.palette())
-        for index, frame in enumerate(frames):
-            writer.add(frame, self.labels(index))
-        writer.close()
+        with OverlayVideo(video, fps=fps, palette=self.palette()) as writer:
+            for index, frame in enumerate(frames):
+                writer.add(frame, self.labels(index))
         return archive, video
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from stm.app.annotator import Annotator
 from stm.app.workspace import Workspace
+from stm.data.frames import ArrayFrames
 from stm.data.synthetic import SyntheticSpec, render_video
 
 SPEC = SyntheticSpec(height=48, width=64, min_frames=6, max_frames=6, min_objects=1, max_objects=1)
@@ -19,7 +20,8 @@ def video():
 def make_annotator(root, frames, semi=None, interactive=None, source=None) -> Annotator:
     height, width = frames[0].shape[:2]
     workspace = Workspace(root, "generated", len(frames), height, width)
-    return Annotator(workspace, frames, source if source is not None else list(frames), semi, interactive)
+    source = source if source is not None else list(frames)
+    return Annotator(workspace, ArrayFrames(frames), source, semi, interactive)
 
 
 @pytest.fixture(autouse=True)

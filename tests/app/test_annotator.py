@@ -13,6 +13,7 @@ from stm.app.jobs import JobRunner
 from stm.app.replay import Scores, area_under_curve, replay
 from stm.app.strokes import Stroke
 from stm.app.workspace import Workspace, read_log
+from stm.data.frames import open_frames
 from stm.errors import StmError
 from stm.evaluation.metrics import frame_scores
 from stm.inference.predictor import VideoPredictor
@@ -115,7 +116,8 @@ def test_cancel_keeps_the_frames_done_and_the_log_replays_exactly_that(tmp_path,
     assert (entry["frames"], entry["outcome"]) == (2, "cancelled")
 
     replayed = Workspace(tmp_path / "replay", "generated", 6, 48, 64)
-    list(replay(read_log(annotator.workspace.log_path), lambda: Annotator(replayed, video[0], list(video[0]), semi)))
+    frames = open_frames(list(video[0]))
+    list(replay(read_log(annotator.workspace.log_path), lambda: Annotator(replayed, frames, list(video[0]), semi)))
     assert replayed.frames_with_masks() == [0, 1, 2]
     for index in range(3):
         assert np.array_equal(replayed.labels(index), annotator.labels(index))

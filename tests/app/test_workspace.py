@@ -82,7 +82,7 @@ def test_export_writes_every_frame_and_an_overlay_video_in_the_chosen_colours(tm
     with zipfile.ZipFile(archive) as zipped:
         assert zipped.namelist() == [f"Annotations/{i:05d}.png" for i in range(3)]
     capture = cv2.VideoCapture(str(video))
-    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3 and capture.get(cv2.CAP_PROP_FPS) == 10
     capture.set(cv2.CAP_PROP_POS_FRAMES, 1)
     ok, bgr = capture.read()
     assert ok and bgr[16, 24, 1] > 100 and bgr[16, 24, 2] < 60  # green, as chosen, not DAVIS red
