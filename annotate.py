@@ -3,8 +3,10 @@
     python annotate.py --video clip.mp4 --weights checkpoints/demo/latest.pth
     # then open the printed URL (http://127.0.0.1:8000/)
 
-Everything is kept in the workspace (default: <video>.annotations beside the video): a DAVIS palette
-PNG per frame, the objects, and every interaction in interactions.jsonl.
+Everything is kept in the workspace: a DAVIS palette PNG per frame, the objects, and every
+interaction in interactions.jsonl. Default: <video>.annotations beside a video file; for a folder of
+frames (a dataset's, such as DAVIS's JPEGImages/480p/<seq>), <folder>.annotations in the current
+directory, so nothing is written inside the dataset.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", required=True, help="a video file, or a folder of frames (.jpg/.png)")
     parser.add_argument("--weights", help="propagation checkpoint (ours or the official STM_weights.pth); none: random")
     parser.add_argument("--interactive-weights", help="interactive checkpoint: enables positive / negative scribbles")
-    parser.add_argument("--workspace", help="where masks and the interaction log live (default: beside the video)")
+    parser.add_argument("--workspace", help="where masks and the interaction log live (default: beside a video file; "
+                        "for a folder of frames, in the current directory)")  # fmt: skip
     parser.add_argument("--size", type=parse_size, default=None, help="short side the network runs at, or native "
                         "(default: the size the checkpoint was trained at)")  # fmt: skip
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

@@ -16,9 +16,14 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def default_workspace(video: str | os.PathLike) -> Path:
-    """<video>.annotations beside the video file or folder of frames."""
+    """A video file's workspace is <video>.annotations beside it. A folder of frames is usually part
+    of a dataset (DAVIS's JPEGImages/480p/<seq>), where one more folder would be read as one more
+    sequence, so its workspace is <folder>.annotations in the current directory: nothing is written
+    inside a dataset unless --workspace says so."""
     path = Path(video).resolve()
-    return path.parent / f"{path.stem if path.is_file() else path.name}.annotations"
+    if path.is_dir():
+        return Path.cwd() / f"{path.name}.annotations"
+    return path.parent / f"{path.stem}.annotations"
 
 
 def load_predictors(
@@ -50,6 +55,8 @@ def open_annotator(
     source = str(Path(video).resolve()) if isinstance(video, (str, os.PathLike)) else video
     frames = open_frames(source)
     height, width = frames.size
+    if workspace is None and not isinstance(video, (str, os.PathLike)):
+        raise StmError("frames given in memory need a workspace (where the masks are kept)")
     root = Path(workspace) if workspace else default_workspace(video)
     name = Path(video).name if isinstance(video, (str, os.PathLike)) else "video"
     ws = Workspace(root, name, len(frames), height, width)
