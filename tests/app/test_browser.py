@@ -115,6 +115,17 @@ def paint(driver, points, width_px: int):
     actions.release().perform()
 
 
+PLAY_VIDEO = """
+const [src, done] = arguments;
+const video = document.createElement("video");
+video.muted = true;
+video.addEventListener("loadeddata", () => done(
+    {width: video.videoWidth, height: video.videoHeight, seconds: video.duration, error: null}));
+video.addEventListener("error", () => done({error: video.error ? video.error.message || video.error.code : "?"}));
+video.src = src;
+"""  # a browser that cannot decode the file reports an error instead of its first frame
+
+
 def test_paint_propagate_look_replay_and_reload(browser, predictor, clip, tmp_path):
     folder, truth = clip
     workspace = tmp_path / "ws"
@@ -175,6 +186,14 @@ def test_paint_propagate_look_replay_and_reload(browser, predictor, clip, tmp_pa
         assert [s.entry["action"] for s in steps] == ["open", "add_object", "stroke", "undo", "redo", "propagate"]
         for index in range(SPEC.max_frames):
             assert np.array_equal(replayed.labels(index), read_mask(workspace / "masks" / f"{index:05d}.png"))
+
+        # export from the page; the overlay video plays in this browser, at the video's rate
+        browser.find_element("id", "export").click()
+        link = wait_for(lambda: browser.find_elements("css selector", '#export-links a[download="overlay.mp4"]'),
+                        what="the export links")[0]  # fmt: skip
+        played = browser.execute_async_script(PLAY_VIDEO, link.get_attribute("href"))
+        assert played["error"] is None and (played["width"], played["height"]) == (SPEC.width, SPEC.height)
+        assert played["seconds"] == pytest.approx(SPEC.max_frames / 24, abs=1e-3)  # a folder of frames: 24 fps
 
         screenshot = Path(os.environ.get("STM_SCREENSHOT_DIR", tmp_path)) / "annotate-generated.png"
         browser.save_screenshot(str(screenshot))
