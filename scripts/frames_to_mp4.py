@@ -7,14 +7,14 @@ import argparse
 
 from stm.cli import run
 from stm.data.frames import FolderFrames
-from stm.data.video_file import write_video
+from stm.data.video_file import DEFAULT_FPS, write_video
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="folder of .jpg / .png frames (natural name order)")
     parser.add_argument("output", help="the video to write (.mp4, .mkv, .mov)")
-    parser.add_argument("--fps", type=float, default=24.0)
+    parser.add_argument("--fps", type=float, default=DEFAULT_FPS, help="a folder of frames has no rate: DAVIS is 24")
     parser.add_argument("--crf", type=int, default=18, help="x264 quality: 0 lossless, 18 visually lossless")
     args = parser.parse_args(argv)
     frames = FolderFrames(args.folder)

@@ -95,10 +95,10 @@ def segment(video: Video, output: Path, bar) -> int:
 
 
 def write_overlay(video: Video, path: Path) -> None:
-    overlay = OverlayVideo(path)
-    for index in progress(range(len(video)), desc="overlay", unit="frame", leave=False):
-        overlay.add(video.frame(index), video.labels(index))
-    overlay.close()
+    """The masks over the frames at the video's own frame rate (a browser plays it inline)."""
+    with OverlayVideo(path, fps=video.fps) as overlay:
+        for index in progress(range(len(video)), desc="overlay", unit="frame", leave=False):
+            overlay.add(video.frame(index), video.labels(index))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny frames (see tests/con
 def workdir(tmp_path_factory):
     base = tmp_path_factory.mktemp("segment")
     frames, labels = render_video(np.random.default_rng(5), SyntheticSpec(48, 80, 12, 12, 2, 2))
-    write_video(base / "clip.mp4", frames)
+    write_video(base / "clip.mp4", frames, fps=10)
     write_mask(base / "first.png", labels[0])
     (base / "later").mkdir()
     write_mask(base / "later" / "00004.png", labels[4])
@@ -45,7 +45,8 @@ def test_an_mp4_in_every_frame_out(workdir, tmp_path, capsys):
     masks = outputs(out)
     assert masks.shape == (12, 48, 80)
     np.testing.assert_array_equal(masks[0], labels[0])
-    assert len(VideoFileFrames(out / "overlay.mp4")) == 12
+    overlay = VideoFileFrames(out / "overlay.mp4")
+    assert len(overlay) == 12 and overlay.fps == 10  # at the clip's own rate, not a default
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("12 frames in ") and "FPS" in line and "peak memory" in line
 

@@ -1,8 +1,9 @@
 """Any video as frames read by index: a video file, a folder of frames, or a list of RGB arrays.
 
-Every source answers len(), [index] -> HxWx3 uint8 RGB, `size` (H, W of every frame), `name(index)`
-(what an error message names) and close(). Files are read when asked for, so a long video is never
-held whole; every frame must have the first frame's size.
+Every source answers len(), [index] -> HxWx3 uint8 RGB, `size` (H, W of every frame), `fps` (a video
+file's own rate; folders and arrays have none, so they say DEFAULT_FPS, 24, DAVIS's rate, unless
+told otherwise), `name(index)` (what an error message names) and close(). Files are read when asked
+for, so a long video is never held whole; every frame must have the first frame's size.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Protocol
 import numpy as np
 
 from stm.data.io import FRAME_SUFFIXES, read_frame
-from stm.data.video_file import VideoFileFrames
+from stm.data.video_file import DEFAULT_FPS, VideoFileFrames
 from stm.errors import StmError
 
 
 class Frames(Protocol):
     size: tuple[int, int]
+    fps: float
 
     def __len__(self) -> int: ...
     def __getitem__(self, index: int) -> np.ndarray: ...
@@ -37,8 +39,9 @@ def _natural_key(path: Path) -> list:
 class FolderFrames:
     """The .jpg / .jpeg / .png files of a folder in natural name order (DAVIS's JPEGImages/480p/<seq>)."""
 
-    def __init__(self, folder: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, fps: float = DEFAULT_FPS):
         self.folder = Path(folder)
+        self.fps = fps
         self.files = sorted(
             (p for p in self.folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".")),
             key=_natural_key,
@@ -66,7 +69,8 @@ class FolderFrames:
 class ArrayFrames:
     """A list (or [T, H, W, 3] array) of HxWx3 uint8 RGB frames already in memory."""
 
-    def __init__(self, frames: Sequence[np.ndarray] | np.ndarray):
+    def __init__(self, frames: Sequence[np.ndarray] | np.ndarray, fps: float = DEFAULT_FPS):
+        self.fps = fps
         if len(frames) == 0:
             raise StmError("the list of frames is empty")
         self.frames = frames

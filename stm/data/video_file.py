@@ -1,4 +1,4 @@
-"""Video files through PyAV: frames read lazily by index, and frames written as an H.264 mp4.
+"""Video files through PyAV: frames read lazily by index, and the one writer of H.264 mp4s.
 
 Opening reads the container's packets once (no decoding) to learn every frame's presentation
 timestamp and where the keyframes are, then decodes the first frame to check the file. A frame is
@@ -20,15 +20,16 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stm.data.io import atomic_write
+from stm.data.io import commit, partial_path
 from stm.errors import StmError
 
+DEFAULT_FPS = 24.0  # frames per second of a source that has none (a folder of frames, arrays): DAVIS's rate
 CACHE_BYTES = 64 * 2**20  # decoded frames kept for backward reads (52 at 480p, 128 at most)
 
 
 class VideoFileFrames:
-    """len(), [index] -> HxWx3 uint8 RGB, `size` (H, W), `name(index)` for messages. Safe to read from
-    several threads (one lock around the decoder)."""
+    """len(), [index] -> HxWx3 uint8 RGB, `size` (H, W), `fps` (the stream's frame rate), `name(index)`
+    for messages. Safe to read from several threads (one lock around the decoder)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -53,6 +54,8 @@ class VideoFileFrames:
             self._container.close()
             raise
         self.size = first.shape[:2]
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.fps = float(rate) if rate else DEFAULT_FPS  # the stream's frame rate
         self._cache_frames = int(min(128, max(8, CACHE_BYTES // first.nbytes)))
 
     def _index_packets(self) -> None:
@@ -127,29 +130,101 @@ class VideoFileFrames:
         self._container.close()
 
 
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 24.0, crf: int = 18) -> int:
-    """HxWx3 uint8 RGB frames as an H.264 video (format from the suffix), atomically; returns the count.
-    crf: x264 quality (0 lossless, 18 visually lossless). Odd sizes keep full-resolution colour."""
+class VideoWriter:
+    """The one mp4 writer: HxWx3 uint8 RGB frames streamed into an H.264 video (format from the suffix)
+    under a temporary name, committed onto `path` by close() as stm.data.io.atomic_write commits
+    (fsync, rename); a `with` block that raises removes the temporary file instead, so `path` only
+    ever holds a whole video. The moov index is written first (faststart), so a browser can play the
+    file before it has all of it.
 
-    def write(temporary: str) -> None:
-        nonlocal count
-        with av.open(temporary, "w", format=Path(path).suffix.lstrip(".") or None) as container:
-            stream = None
-            for frame in frames:
-                if stream is None:
-                    stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-                    stream.height, stream.width = frame.shape[:2]
-                    stream.pix_fmt = "yuv420p" if frame.shape[0] % 2 == 0 and frame.shape[1] % 2 == 0 else "yuv444p"
-                    stream.options = {"crf": str(crf)}
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-                count += 1
-            if stream is None:
-                raise StmError(f"{path}: no frames to write")
-            container.mux(stream.encode())
+    fps: frames per second (a video's `frames.fps`). crf: x264 quality (0 lossless, 18 visually
+    lossless). for_browsers: yuv420p always, an odd width or height padded by repeating the last
+    column or row (H.264 4:2:0 needs even sizes): what every browser plays inline; use it for
+    viewing copies. Without it the frames keep their exact size (data for segment.py), in 4:4:4
+    colour when a side is odd, which some players refuse."""
 
-    count = 0
-    atomic_write(Path(path), write)
-    return count
+    def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, crf: int = 18, for_browsers: bool = False):
+        if not fps > 0:
+            raise StmError(f"{path}: frames per second must be positive, not {fps}")
+        self.path = Path(path)
+        self.fps, self.crf, self.for_browsers = fps, crf, for_browsers
+        self.count = 0
+        self._temporary: Path | None = None
+        self._container = None
+        self._stream = None
+
+    def add(self, frame: np.ndarray) -> None:
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise StmError(f"{self.path}: frame {self.count} is not HxWx3 uint8 RGB ({frame.dtype} {frame.shape})")
+        if self.for_browsers and (frame.shape[0] % 2 or frame.shape[1] % 2):
+            frame = np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
+        if self._stream is None:
+            self._open(*frame.shape[:2])
+        elif frame.shape[:2] != (self._stream.height, self._stream.width):
+            raise StmError(
+                f"{self.path}: frame {self.count} is {frame.shape[1]}x{frame.shape[0]}, the first was "
+                f"{self._stream.width}x{self._stream.height}"
+            )
+        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        self._container.mux(self._stream.encode(image))
+        self.count += 1
+
+    def _open(self, height: int, width: int) -> None:
+        self._temporary = partial_path(self.path)
+        suffix = self.path.suffix.lstrip(".").lower() or None
+        options = {"movflags": "+faststart"} if suffix in ("mp4", "mov", "m4v") else {}
+        try:
+            self._container = av.open(str(self._temporary), "w", format=suffix, options=options)
+        except (av.FFmpegError, ValueError) as exc:
+            self._temporary.unlink(missing_ok=True)
+            raise StmError(f"{self.path}: cannot write a video of this kind ({_reason(exc)})") from None
+        self._stream = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+        self._stream.height, self._stream.width = height, width
+        self._stream.pix_fmt = "yuv420p" if height % 2 == 0 and width % 2 == 0 else "yuv444p"
+        self._stream.options = {"crf": str(self.crf)}
+
+    def close(self) -> int:
+        """Finishes the file and commits it; returns the number of frames. StmError when none was added."""
+        if self._container is None:
+            raise StmError(f"{self.path}: no frames to write")
+        try:
+            self._container.mux(self._stream.encode())
+            self._container.close()
+            self._container = None
+            commit(self._temporary, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.count
+
+    def abort(self) -> None:
+        """Drops the unfinished file; `path` keeps what it held before."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        if self._temporary is not None:
+            self._temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_video(
+    path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = DEFAULT_FPS, crf: int = 18,
+    for_browsers: bool = False,
+) -> int:
+    """Frames (HxWx3 uint8 RGB) as an H.264 video through VideoWriter; returns the count."""
+    with VideoWriter(path, fps, crf, for_browsers) as writer:
+        for frame in frames:
+            writer.add(frame)
+    return writer.count
 
 
 def _reason(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ import resource
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,10 +172,10 @@ def run_job(job: Job, model: torch.nn.Module, opts: EvalOptions, position: int =
     session = SemiSupervisedSession(
         model, opts.mem_every, opts.max_memory_frames, opts.amp, opts.channels_last, size=size
     )
-    video = OverlayVideo(job.overlay) if job.overlay else None
     writes: list[Future] = []
     first_size = None
-    with ThreadPoolExecutor(2) as readers, ThreadPoolExecutor(2) as writers:
+    overlay = OverlayVideo(job.overlay) if job.overlay else nullcontext()  # a failure leaves no half video
+    with overlay as video, ThreadPoolExecutor(2) as readers, ThreadPoolExecutor(2) as writers:
         frames = _prefetch(job.frames, readers)
         bar = progress(frames, total=len(job.frames), desc=job.name, unit="frame", leave=False, position=position)
         for index, frame in enumerate(bar):
@@ -195,8 +196,6 @@ def run_job(job: Job, model: torch.nn.Module, opts: EvalOptions, position: int =
                 video.add(frame, result.labels)
         for write in writes:
             write.result()
-    if video is not None:
-        video.close()
     return len(job.frames)
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stm.data.io import DAVIS_PALETTE, atomic_write, commit, partial_path, write_mask
+from stm.data.io import DAVIS_PALETTE, atomic_write, write_mask
+from stm.data.video_file import DEFAULT_FPS, VideoWriter
 
 _COLOURS = np.frombuffer(DAVIS_PALETTE, dtype=np.uint8).reshape(256, 3)
 
@@ -36,9 +37,10 @@ def _save_npz(path: str, array: np.ndarray) -> None:
         np.savez(stream, probs=array)
 
 
-def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Masks blended on an RGB frame in their palette colours, with a solid outline."""
-    colours = _COLOURS[labels % 256]
+def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5, palette: np.ndarray | None = None) -> np.ndarray:
+    """Masks blended on an RGB frame in their colours (palette: uint8 [256, 3] by id, default DAVIS's),
+    with a solid outline."""
+    colours = (_COLOURS if palette is None else palette)[labels % 256]
     inside = (labels > 0)[..., None]
     blended = np.where(inside, (1 - alpha) * frame + alpha * colours, frame).astype(np.uint8)
     edges = cv2.morphologyEx(labels.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
@@ -47,31 +49,29 @@ def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.nda
 
 
 class OverlayVideo:
-    """An mp4 (OpenCV, mp4v) streamed into a temporary file and committed onto `path` by close(),
-    as stm.data.io.atomic_write commits (fsync, rename)."""
+    """Masks blended on their frames (`overlay`) as an H.264 mp4 that browsers play inline, through the
+    one mp4 writer (stm.data.video_file.VideoWriter: atomic, yuv420p, even size). fps: the video's
+    rate (`frames.fps`). close() commits the file; a `with` block that raises leaves no file."""
 
-    def __init__(self, path: str | os.PathLike, fps: float = 24.0):
+    def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, palette: np.ndarray | None = None):
         self.path = Path(path)
-        self.fps = fps
-        self._temporary: Path | None = None
-        self._writer: cv2.VideoWriter | None = None
+        self.palette = palette
+        self._writer = VideoWriter(path, fps, for_browsers=True)
 
     def add(self, frame: np.ndarray, labels: np.ndarray) -> None:
-        if self._writer is None:
-            self._temporary = partial_path(self.path)
-            height, width = frame.shape[:2]
-            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-            self._writer = cv2.VideoWriter(str(self._temporary), fourcc, self.fps, (width, height))
-            if not self._writer.isOpened():
-                self._temporary.unlink(missing_ok=True)
-                raise OSError(f"{self.path}: OpenCV cannot write mp4 here")
-        self._writer.write(cv2.cvtColor(overlay(frame, labels), cv2.COLOR_RGB2BGR))
+        self._writer.add(overlay(frame, labels, palette=self.palette))
 
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            commit(self._temporary, self.path)
-            self._writer = None
+    def close(self) -> int:
+        return self._writer.close()
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+    def __enter__(self) -> OverlayVideo:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self._writer.__exit__(kind, value, traceback)
 
 
 def zip_submission(annotations: str | os.PathLike, path: str | os.PathLike) -> None:

@@ -164,6 +164,7 @@ class Video:
         self.predictor = predictor
         self.frames = frames
         self.size: tuple[int, int] = tuple(frames.size)  # (height, width)
+        self.fps: float = frames.fps  # a video file's rate; 24 for folders and arrays
         self._labels = _LabelStore(len(frames), self.size)
         self._given: dict[int, _Annotation] = {}
         self._objects: set[int] = set()

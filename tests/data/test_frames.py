@@ -51,7 +51,7 @@ def test_write_video_is_what_reads_back(clip, tmp_path):
     assert write_video(tmp_path / "clip.mp4", iter(clip), fps=29.97, crf=0) == 30
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]  # written under a temporary name, renamed
     video = VideoFileFrames(tmp_path / "clip.mp4")
-    assert len(video) == 30 and video.size == (48, 80)
+    assert len(video) == 30 and video.size == (48, 80) and video.fps == pytest.approx(29.97)
     assert max(np.abs(video[i].astype(int) - clip[i]).mean() for i in range(30)) < 8  # 4:2:0 colour, textured frames
     with pytest.raises(StmError, match="no frames to write"):
         write_video(tmp_path / "none.mp4", [])

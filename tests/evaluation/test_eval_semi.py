@@ -138,9 +138,10 @@ def test_truncated_frame_names_the_file_and_keeps_finished_sequences(davis_root,
     broken = davis_root / "JPEGImages" / "480p" / "b" / "00003.jpg"
     broken.write_bytes(broken.read_bytes()[:200])
     out = tmp_path / "out"
-    message = _fails(["--root", str(davis_root), "--output", str(out), *FAST], capsys)
+    message = _fails(["--root", str(davis_root), "--output", str(out), *FAST, "--overlay"], capsys)
     assert str(broken) in message and "unreadable image" in message
     assert len(list((out / "a").glob("*.png"))) == 5
+    assert [p.name for p in (out / "overlays").iterdir()] == ["a.mp4"]  # b's half-written video is gone
 
 
 def test_mask_of_another_size_names_the_file(davis_root, tmp_path, capsys):
