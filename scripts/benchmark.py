@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stm.data.synthetic import SyntheticSpec, render_video  # noqa: E402
 from stm.inference.semi import SemiSupervisedSession, frame_tensor  # noqa: E402
 from stm.model import STM  # noqa: E402
+from stm.model.frozen import freeze_for_inference  # noqa: E402
 from stm.model.memory_read import READ_KERNELS  # noqa: E402
 from stm.precision import autocast, autocast_dtype  # noqa: E402
 
@@ -159,9 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = STM("interactive" if args.task == "interactive" else "semi", args.backbone, args.read_kernel).eval()
-    model = model.to(device)
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    weights_dtype = autocast_dtype(device, args.precision)
+    model = freeze_for_inference(model, device, args.channels_last, weights_dtype)  # as eval_semi.py runs it
     if args.compile:
         for name in ("query_encoder", "memory_encoder", "decoder"):
             setattr(model, name, torch.compile(getattr(model, name)))

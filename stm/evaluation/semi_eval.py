@@ -40,6 +40,8 @@ from stm.inference.semi import SemiSupervisedSession
 from stm.inference.working_size import describe_size, resolve_size
 from stm.model import STM
 from stm.model.checkpoint import load_model, recorded_size
+from stm.model.frozen import freeze_for_inference
+from stm.precision import autocast_dtype
 from stm.progress import progress
 
 log = logging.getLogger("stm")
@@ -139,9 +141,8 @@ def build_model(opts: EvalOptions, device: torch.device) -> tuple[torch.nn.Modul
         log.warning("no --weights given: the model is randomly initialised, so the masks are meaningless")
         torch.manual_seed(0)  # every process of a distributed run builds the same model
         model = STM("semi", opts.backbone, opts.read_kernel)
-    model = model.eval().to(device)
-    if opts.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    # BatchNorm folded into the convolutions; under --amp the weights cast once, not on every call
+    model = freeze_for_inference(model.eval(), device, opts.channels_last, autocast_dtype(device, opts.amp))
     if opts.compile:
         for name in ("query_encoder", "memory_encoder", "decoder"):
             setattr(model, name, torch.compile(getattr(model, name)))

@@ -6,8 +6,8 @@ before the first interaction) and every scribble drawn on it so far. Then every 
 is segmented from the memory of all interacted frames, in batches of frames.
 
 Memory stays bounded on long videos. Frames do not change between rounds, so their query encodings
-could be computed once, but they are large (at 480p with ResNet-50, about 42 MB per frame in fp32:
-the 1/4 and 1/8 skip features dominate). They are kept for the first batches that fit in
+could be computed once, but they are large (at 480p with ResNet-50, about 37 MB per frame in fp32:
+the decoder-ready 1/4 and 1/8 skip features dominate). They are kept for the first batches that fit in
 `cache_bytes`; the others are encoded again in every round. Frames may be given lazily (any sequence
 of [3, H, W] tensors), so the video itself need not be in memory either. A memory frame is
 re-encoded only when it receives new scribbles.
@@ -21,14 +21,15 @@ import torch
 from torch import Tensor, nn
 
 from stm.inference.working_size import resize
+from stm.model.aggregation import channel_argmax
 from stm.model.stm import QueryFeatures
 
-# Query encodings kept across rounds: every frame of a 64x112 demo video, about 12 frames at 480p.
+# Query encodings kept across rounds: every frame of a 64x112 demo video, about 14 frames at 480p.
 CACHE_BYTES = 512 * 2**20
 
 
 def feature_bytes(query: QueryFeatures) -> int:
-    return sum(t.numel() * t.element_size() for t in (query.key, query.value, query.r3, query.r2))
+    return sum(t.numel() * t.element_size() for t in (query.key, query.value, query.skip_8, query.skip_4))
 
 
 class InteractiveSession:
@@ -121,8 +122,8 @@ class InteractiveSession:
             query = self._query(start)
             count = query.value.shape[0]
             probs = self.model.segment(query, keys.expand(count, -1, -1, -1), values.expand(count, -1, -1, -1)).probs
-            self.labels[start : start + count] = probs.argmax(dim=1).to(torch.uint8).cpu()
+            self.labels[start : start + count] = channel_argmax(probs, dim=1).to(torch.uint8).cpu()
             if self.output_size != self.size:
                 probs = resize(probs, self.output_size)
-            output[start : start + count] = probs.argmax(dim=1).to(torch.uint8).cpu()
+            output[start : start + count] = channel_argmax(probs, dim=1).to(torch.uint8).cpu()
         return output

@@ -42,6 +42,7 @@ from stm.inference.scribble_video import ScribbleVideo
 from stm.inference.semi import SemiSupervisedSession
 from stm.inference.working_size import describe_size, resolve_size
 from stm.model.checkpoint import load_model, recorded_size, recorded_thickness
+from stm.model.frozen import freeze_for_inference
 from stm.model.stm import STM
 from stm.precision import autocast, autocast_dtype
 
@@ -139,7 +140,8 @@ class VideoPredictor:
             model, checkpoint = STM(mode, backbone).eval(), {}
         else:
             model, checkpoint = load_model(weights)
-        model = model.to(device).to(memory_format=torch.channels_last)
+        # as eval_semi.py runs it: BatchNorm folded, channels-last, under --amp the weights cast once
+        model = freeze_for_inference(model.eval(), device, True, autocast_dtype(torch.device(device), amp))
         working = resolve_size(size, recorded_size(checkpoint))
         log.info("working size: %s", describe_size(working))
         return cls(

@@ -32,8 +32,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from stm.inference.heap import release_freed_memory
 from stm.inference.memory_bank import MemoryBank
 from stm.inference.working_size import resize, working_shape
+from stm.model.aggregation import channel_argmax
 from stm.precision import autocast, autocast_dtype
 
 
@@ -119,7 +121,9 @@ class SemiSupervisedSession:
                 keep = given or (index - self._start) % self.mem_every == 0
                 self._pending = (index, x, probs[:, 1:], keep, given)
             self.frame_index += 1
-            return self._result(index, output[0])
+            result = self._result(index, output[0])
+        release_freed_memory()  # this frame's temporaries, before the next frame's peak
+        return result
 
     def remember(self, frame: np.ndarray | Tensor, labels: np.ndarray, ids: list[int] | None = None) -> None:
         """Memorises `frame` with its given masks as a protected memory frame, without segmenting it or
@@ -191,7 +195,7 @@ class SemiSupervisedSession:
         order = sorted(range(len(self.ids)), key=lambda c: self.ids[c])
         ids = [self.ids[c] for c in order]
         lookup = np.array([0, *self.ids], dtype=np.uint8 if max(self.ids, default=0) < 256 else np.int32)
-        labels = lookup[probs.argmax(dim=0).cpu().numpy()]
+        labels = lookup[channel_argmax(probs, dim=0).cpu().numpy()]
         if order != list(range(len(order))):
             probs = probs[[0, *(1 + c for c in order)]]
         return FrameResult(index, labels, probs.float(), ids)

@@ -55,3 +55,10 @@ def aggregate(fg_logits: Tensor, valid: Tensor | None = None) -> Tensor:
         present = torch.cat([valid.new_ones(valid.shape[0], 1), valid], dim=1)
         logits = logits.masked_fill(~present[:, :, None, None], _ABSENT)
     return logits
+
+
+def channel_argmax(probs: Tensor, dim: int) -> Tensor:
+    """probs.argmax(dim), first maximum on ties as torch's: the channels moved last first, because
+    torch's CPU argmax over an outer dimension of a few channels is slow (35 ms for 3 x 480 x 854,
+    3 ms this way)."""
+    return probs.movedim(dim, -1).contiguous().argmax(dim=-1)

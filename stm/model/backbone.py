@@ -40,21 +40,37 @@ class ResNetTrunk(nn.Module):
         self.extra_stem = (
             nn.Conv2d(extra_channels, 64, kernel_size=7, stride=2, padding=3, bias=False) if extra_channels else None
         )
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.reset_constants()
 
-    def forward(self, image: Tensor, extra: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def reset_constants(self, device: torch.device | str | None = None) -> None:
+        """(Re)creates the ImageNet mean and std buffers: constants, not in state dicts, so a model
+        built on the meta device and loaded from a file gets them here."""
+        for name, values in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
+            self.register_buffer(name, torch.tensor(values, device=device).view(1, 3, 1, 1), persistent=False)
+
+    def rgb_stem(self, image: Tensor) -> Tensor:
+        """conv1 of the normalised image: [B, 3, H, W] RGB in [0, 1] -> [B, 64, H/2, W/2]."""
+        return self.conv1((image - self.mean) / self.std)
+
+    def forward(
+        self, image: Tensor, extra: Tensor | None = None, rgb_stem: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """image: [B, 3, H, W] RGB in [0, 1]. extra: [B * N, E, H, W] maps for N copies of each image.
+        rgb_stem: self.rgb_stem(image) when the caller already has it.
 
         conv1 runs once per image; its output is repeated for the N extra-map sets, so N objects
         sharing one frame cost one RGB stem, not N.
         """
-        x = self.conv1((image - self.mean) / self.std)
+        x = self.rgb_stem(image) if rgb_stem is None else rgb_stem
         if self.extra_stem is not None:
             if extra is None:
                 raise ValueError("this trunk has an extra stem: pass the extra input maps")
-            stems = self.extra_stem(extra).unflatten(0, (image.shape[0], -1))
-            x = (stems + x.unsqueeze(1)).flatten(0, 1)
+            stems = self.extra_stem(extra)
+            # Summed in place through a [B, N, ...] view, then used in the stems' own layout: a tensor
+            # that went through unflatten / flatten with a batch of 1 has a batch stride equal to its
+            # channel count, and max pooling took a path 15x slower on it.
+            stems.unflatten(0, (image.shape[0], -1)).add_(x.unsqueeze(1))
+            x = stems
         x = self.maxpool(self.relu(self.bn1(x)))
         r2 = self.layer1(x)
         r3 = self.layer2(r2)

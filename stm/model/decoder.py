@@ -23,7 +23,10 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+        # In place where nothing else holds the tensor (autograd included): at 1/4 resolution each
+        # temporary is 26 MB per object in float32 at 480p, and the decoder is the peak of inference.
+        out = self.conv2(F.relu(self.conv1(F.relu(x)), inplace=True))
+        return out.add_(x)
 
 
 class Refine(nn.Module):
@@ -41,8 +44,8 @@ class Refine(nn.Module):
     def forward(self, projected_skip: Tensor, coarse: Tensor) -> Tensor:
         """projected_skip: [B, C, 2h, 2w] (shared), coarse: [B * N, C, h, w] (per object)."""
         upsampled = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)
-        merged = upsampled.unflatten(0, (projected_skip.shape[0], -1)) + projected_skip.unsqueeze(1)
-        return self.merge_res(merged.flatten(0, 1))
+        upsampled.unflatten(0, (projected_skip.shape[0], -1)).add_(projected_skip.unsqueeze(1))  # in place
+        return self.merge_res(upsampled)  # its own layout (see ResNetTrunk.forward on unflatten / flatten)
 
 
 class Decoder(nn.Module):
@@ -56,16 +59,26 @@ class Decoder(nn.Module):
         self.refine_4 = Refine(r2_channels, channels)  # 1/8 -> 1/4
         self.predict = nn.Conv2d(channels, 2, kernel_size=3, padding=1)
 
+    def project_skips(self, r3: Tensor, r2: Tensor) -> tuple[Tensor, Tensor]:
+        """The query encoder's skip features (strides 8 and 4) as the two Refine blocks take them.
+        They depend on the query frame alone: computed once per frame with its encoding, so r3 and r2
+        do not live through the decoder (its 1/4-resolution layers are the peak memory of inference)."""
+        return self.refine_8.project_skip(r3), self.refine_4.project_skip(r2)
+
     def forward(
-        self, readout: Tensor, r3: Tensor, r2: Tensor, objects_per_pass: int = 0, valid: Tensor | None = None
+        self,
+        readout: Tensor,
+        skip_8: Tensor,
+        skip_4: Tensor,
+        objects_per_pass: int = 0,
+        valid: Tensor | None = None,
     ) -> Tensor:
-        """readout: [B * N, in, h, w]; r3, r2: [B, ...] query skip features. Returns [B * N, 2, 4h', 4w']
+        """readout: [B * N, in, h, w]; skip_8, skip_4: [B, ...] from project_skips. Returns [B * N, 2, 4h', 4w']
         logits at the input resolution (the 1/4 prediction upsampled x4, bilinear). objects_per_pass > 0
         decodes that many objects at a time (same result): the 1/4-resolution layers of all objects at
         once are the peak memory of inference on a CPU, where batching them buys no speed.
         valid: optional [B, N] bool of real objects; padding objects are not decoded (zero logits)."""
-        skip_8, skip_4 = self.refine_8.project_skip(r3), self.refine_4.project_skip(r2)
-        objects, rows = readout.unflatten(0, (r3.shape[0], -1)), None
+        objects, rows = readout.unflatten(0, (skip_8.shape[0], -1)), None
         if valid is not None and not bool(valid.all()):
             objects, rows = real_objects(objects, valid)
             skip_8, skip_4 = skip_8[rows], skip_4[rows]
@@ -75,5 +88,5 @@ class Decoder(nn.Module):
     def _decode(self, readout: Tensor, skip_8: Tensor, skip_4: Tensor) -> Tensor:
         x = self.res(self.compress(readout))
         x = self.refine_4(skip_4, self.refine_8(skip_8, x))
-        logits = self.predict(F.relu(x))
+        logits = self.predict(F.relu(x, inplace=True))
         return F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)

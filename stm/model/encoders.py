@@ -64,5 +64,6 @@ class MemoryEncoder(nn.Module):
         if valid is not None and not bool(valid.all()):
             maps, rows = real_objects(maps, valid)
             image = image[rows]
-        features = in_object_chunks(lambda part: self.trunk(image, part)[0], maps, objects_per_pass)
+        rgb = self.trunk.rgb_stem(image)  # once, whatever the number of passes over the objects
+        features = in_object_chunks(lambda part: self.trunk(image, part, rgb)[0], maps, objects_per_pass)
         return features if rows is None else with_padding(features, valid)

@@ -34,8 +34,8 @@ class QueryFeatures:
 
     key: Tensor  # [B, hw, Ck] tokens
     value: Tensor  # [B, Cv, h, w]
-    r3: Tensor  # [B, C3, 2h, 2w] skip feature at 1/8
-    r2: Tensor  # [B, C2, 4h, 4w] skip feature at 1/4
+    skip_8: Tensor  # [B, C, 2h, 2w] the 1/8 skip feature, projected for the decoder
+    skip_4: Tensor  # [B, C, 4h, 4w] the 1/4 skip feature, projected for the decoder
     pad: Pad  # how the frame was padded; outputs are cropped back by it
 
 
@@ -94,7 +94,7 @@ class STM(nn.Module):
         amounts = padding_for(*frame.shape[-2:])
         r4, r3, r2 = self.query_encoder(pad(frame, amounts))
         key, value = self.query_kv(r4)
-        return QueryFeatures(to_tokens(key), value, r3, r2, amounts)
+        return QueryFeatures(to_tokens(key), value, *self.decoder.project_skips(r3, r2), amounts)
 
     def encode_memory(
         self,
@@ -131,7 +131,7 @@ class STM(nn.Module):
         """readout: [B, N, C, h, w] -> fg-minus-bg logits [B, N, H, W] at the input size
         (objects_per_pass, valid: see Decoder)."""
         batch = readout.shape[0]
-        logits = self.decoder(readout.flatten(0, 1), query.r3, query.r2, objects_per_pass, valid)
+        logits = self.decoder(readout.flatten(0, 1), query.skip_8, query.skip_4, objects_per_pass, valid)
         fg_logits = (logits[:, 1] - logits[:, 0]).unflatten(0, (batch, -1))
         return unpad(fg_logits, query.pad)
 

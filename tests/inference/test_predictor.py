@@ -35,14 +35,18 @@ def all_labels(video):
     return np.stack([video.labels(i) for i in range(len(video))])
 
 
-@pytest.mark.parametrize("size", [None, 32], ids=["native", "recorded-32"])
-def test_forward_propagation_equals_eval_semi(model, clip, tmp_path, size):
+@pytest.mark.parametrize(
+    ("size", "amp"), [(None, False), (32, False), (32, "bf16")], ids=["native", "recorded-32", "recorded-32-bf16"]
+)
+def test_forward_propagation_equals_eval_semi(model, clip, tmp_path, size, amp):
+    # Both build the model the same way (BatchNorm folded, channels-last, bf16 weights under amp).
     frames, labels = clip
     write_davis_sequence(tmp_path / "davis", "seq", frames, labels)
     weights = tmp_path / "model.pth"
     save_checkpoint(weights, model, size=size)  # a checkpoint that records (or not) its training size
-    evaluate(EvalOptions(root=tmp_path / "davis", output=tmp_path / "out", weights=weights, sequences=["seq"]))
-    predictor = VideoPredictor.from_weights(weights)
+    options = EvalOptions(root=tmp_path / "davis", output=tmp_path / "out", weights=weights, sequences=["seq"], amp=amp)
+    evaluate(options)
+    predictor = VideoPredictor.from_weights(weights, amp=amp)
     assert predictor.size == size
     video = predictor.open(tmp_path / "davis" / "JPEGImages" / "480p" / "seq")
     video.add_mask(0, read_mask(tmp_path / "davis" / "Annotations" / "480p" / "seq" / "00000.png"))

@@ -1,6 +1,6 @@
 import torch
 
-from stm.model.aggregation import aggregate
+from stm.model.aggregation import aggregate, channel_argmax
 
 
 def official_soft_aggregation(object_probs: torch.Tensor) -> torch.Tensor:
@@ -47,3 +47,10 @@ def test_padding_objects_get_no_probability_and_do_not_change_the_others():
     assert probs[0, 3].max() == 0 and probs[1, 2:].max() == 0
     assert torch.allclose(probs[1, :2], aggregate(fg_logits[1:2, :1]).softmax(1)[0], atol=1e-6)
     assert torch.allclose(probs.sum(1), torch.ones(2, 5, 5), atol=1e-6)
+
+
+def test_channel_argmax_is_torch_argmax_ties_included():
+    torch.manual_seed(1)
+    probs = torch.rand(2, 3, 17, 23).round(decimals=1)  # many exact ties
+    for dim in (0, 1):
+        assert torch.equal(channel_argmax(probs, dim), probs.argmax(dim))

@@ -21,6 +21,7 @@ from stm.model.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from stm.model.frozen import fold_batchnorm
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official_outputs.npz"
 OFFICIAL_KEY_COUNT = 558  # len(state_dict()) of the official model.STM wrapped in DataParallel
@@ -141,13 +142,18 @@ def test_official_checkpoint_loads_with_every_key_mapped(official_file):
     assert set(converted) == {k for k in ours}  # nothing left over, nothing missing
 
 
-def test_official_weights_give_the_official_codes_outputs(official_file):
+@pytest.mark.parametrize("fast", [False, True], ids=["as-loaded", "folded-channels-last"])
+def test_official_weights_give_the_official_codes_outputs(official_file, fast):
     """The official model.py, run once on these seeded weights and inputs, gave the fixture's
-    probabilities (tests/model/fixtures/README.md); our loader and inference loop must give them too."""
+    probabilities (tests/model/fixtures/README.md); our loader and inference loop must give them too,
+    also as eval_semi.py runs the model (BatchNorm folded, channels-last)."""
     path, _ = official_file
     model = STM()
     load_weights(model, path)
-    session = SemiSupervisedSession(model.eval(), mem_every=5)
+    model.eval()
+    if fast:
+        model = fold_batchnorm(model).to(memory_format=torch.channels_last)
+    session = SemiSupervisedSession(model, mem_every=5, channels_last=fast)
     frames, labels = reference_inputs(0)
     probs = [session.step(frame, labels.numpy() if t == 0 else None).probs for t, frame in enumerate(frames)]
     ours = torch.stack(probs[1:])[:, 1:, 1::4, 2::4].numpy()  # as sampled in the fixture
@@ -348,3 +354,23 @@ def test_a_narrow_decoder_round_trips_through_load_model(tmp_path):
     assert restored.decoder_channels == 64
     for key, value in model.state_dict().items():
         assert torch.equal(restored.state_dict()[key], value), key
+
+
+def test_load_model_builds_without_initialising_and_leaves_nothing_on_meta(tmp_path):
+    # load_model builds on the meta device and takes the file's tensors: every tensor must end up
+    # real, the constants (ImageNet mean / std) recreated, and the outputs those of the saved model.
+    torch.manual_seed(5)
+    model = STM(backbone="resnet18").eval()
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "weights.pth"
+    torch.save(state, path)  # a bare state dict without num_batches_tracked, as some files are
+    restored, _ = load_model(path)
+    tensors = [*restored.parameters(), *restored.buffers()]
+    assert not any(t.is_meta for t in tensors)
+    assert all(p.requires_grad for p in restored.parameters())
+    assert torch.equal(restored.query_encoder.std, model.query_encoder.std)
+    frame, masks = torch.rand(1, 3, 32, 48), torch.rand(1, 2, 32, 48)
+    with torch.no_grad():
+        expected = model.segment(model.encode_query(frame), *model.encode_memory(frame, masks)).probs
+        got = restored.segment(restored.encode_query(frame), *restored.encode_memory(frame, masks)).probs
+    assert torch.equal(got, expected)
