@@ -10,17 +10,15 @@ chromedriver) to press "Forward" and reads the page's own timings. Run it under 
 """
 
 import argparse
-import contextlib
 import shutil
 import tempfile
-import threading
 import time
 
 import cv2
 import numpy as np
 import torch
 
-from stm.app.launch import load_predictors, open_annotator
+from stm.app.launch import load_predictors, open_annotator, serving_in_thread
 from stm.app.server import create_app
 from stm.app.strokes import Stroke
 from stm.cli import run
@@ -37,22 +35,6 @@ def outline_polygon(mask: np.ndarray) -> tuple[tuple[float, float], ...]:
     corners = cv2.approxPolyDP(max(contours, key=cv2.contourArea), 2, True)[:, 0, :]
     height, width = mask.shape
     return tuple(((x + 0.5) / width, (y + 0.5) / height) for x, y in corners)
-
-
-@contextlib.contextmanager
-def serving(app, port: int):
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def chromium():
@@ -94,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             raise StmError(f"{args.first_mask}: its size differs from the video's")
         annotator.add_object()
         annotator.stroke(Stroke("polygon", 0, 1, outline_polygon(mask)))
-        with serving(create_app(annotator), args.port) as url:
+        with serving_in_thread(create_app(annotator), args.port) as url:
             driver = chromium()
             try:
                 driver.get(url)

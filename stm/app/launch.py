@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from stm.app.annotator import Annotator
@@ -90,3 +94,24 @@ def serve(annotator: Annotator, host: str = "127.0.0.1", port: int = 8000) -> No
         f"stm annotate: open http://{shown}:{port}/   (workspace {annotator.workspace.root}; Ctrl+C stops)", flush=True
     )
     uvicorn.run(create_app(annotator), host=host, port=port, log_level="warning")
+
+
+@contextlib.contextmanager
+def serving_in_thread(app, port: int, timeout: float = 20) -> Iterator[str]:
+    """Serves a Starlette app on 127.0.0.1 from a thread of this process (browser tests, the
+    responsiveness benchmark); yields its URL and stops the server on leaving."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise StmError(f"127.0.0.1:{port}: the server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(10)

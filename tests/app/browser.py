@@ -7,14 +7,14 @@ instead, so CI cannot pass by skipping them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
-import threading
 import time
 
 import pytest
+
+from stm.app.launch import serving_in_thread
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 
@@ -63,25 +63,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@contextlib.contextmanager
 def live_server(app):
-    """Serves the Starlette app with uvicorn on 127.0.0.1 in a thread; yields its URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    """Serves the Starlette app with uvicorn on a free local port in a thread; yields its URL."""
+    return serving_in_thread(app, free_port())
 
 
 def wait_for(condition, timeout: float = 60, what: str = "the page"):
